@@ -1,0 +1,57 @@
+// sepmech bench [--json] [WORKLOAD...]: the standard workloads, with the baseline in the same run.
+#include <iomanip>
+#include <iostream>
+
+#include "bench/bench.h"
+#include "command.h"
+
+namespace {
+
+sepmech::cli::RegisterCommand reg(30, [](CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("bench", "time the standard workloads (docs/workloads.md)");
+  struct Args {
+    std::vector<std::string> names;
+    bool json = false, list = false;
+    int threads = 1;
+    double seconds = 0.5;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("workloads", a->names, "workloads to run (default: all registered)");
+  cmd->add_flag("--json", a->json, "one JSON line per (workload, implementation)");
+  cmd->add_flag("--list", a->list, "list the registered workloads and exit");
+  cmd->add_option("--threads", a->threads, "intra-op threads for the timed calls")->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--seconds", a->seconds, "time budget per implementation")->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->callback([a, &exit_code] {
+    auto names = a->names.empty() ? sepmech::bench::registered_workloads() : a->names;
+    if (a->list) {
+      for (const auto& n : sepmech::bench::registered_workloads())
+        std::cout << n << "  " << sepmech::bench::find_workload(n).description << "\n";
+      return;
+    }
+    for (const auto& n : names) sepmech::bench::find_workload(n);  // fail early on a typo
+    sepmech::bench::Options opt;
+    opt.threads = a->threads;
+    opt.min_seconds = a->seconds;
+    for (const auto& n : names) {
+      for (const auto& r : sepmech::bench::run_workload(n, opt)) {
+        if (a->json) {
+          std::cout << sepmech::bench::to_json(r).dump() << std::endl;
+          continue;
+        }
+        std::cout << std::left << std::setw(20) << r.workload << std::setw(26) << r.impl << std::right
+                  << std::fixed << std::setprecision(2) << std::setw(12) << r.median_us << " us (min "
+                  << r.min_us << ")";
+        if (r.speedup_vs_baseline > 0 && !r.baseline) std::cout << "  x" << r.speedup_vs_baseline << " vs baseline";
+        if (r.baseline) std::cout << "  [baseline]";
+        if (r.gb_per_s > 0) std::cout << "  " << r.gb_per_s << " GB/s = " << 100 * r.bandwidth_fraction << "% of bw";
+        if (r.gflop_per_s > 0) std::cout << "  " << r.gflop_per_s << " GFLOP/s = " << 100 * r.peak_fraction << "% of sgemm";
+        std::cout << std::endl;
+      }
+    }
+    exit_code = 0;
+  });
+});
+
+}  // namespace

@@ -1,0 +1,9 @@
+#pragma once
+// Umbrella header: everything public in sepmech.
+#include <torch/torch.h>
+
+#include "sepmech/io/errors.h"
+#include "sepmech/io/safetensors.h"
+#include "sepmech/runtime.h"
+#include "sepmech/version.h"
+#include "sepmech/io/state_dict.h"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every dependency from Debian, configures and builds sepmech. Idempotent: run it
+# again after pulling; only what changed is rebuilt.
+#   scripts/setup.sh            # deps + Release build in ./build
+#   SKIP_APT=1 scripts/setup.sh # build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  cmake g++ make ninja-build ccache pkg-config
+  libtorch-dev libopenblas0-pthread      # tensors + autograd; optimised BLAS for it
+  libgtest-dev libgmock-dev              # unit tests
+  libbenchmark-dev                       # Google Benchmark
+  nlohmann-json3-dev                     # JSON (safetensors headers, reports)
+  libcli11-dev                           # command line
+  libsndfile1-dev libsamplerate0-dev     # audio files, resampling
+  libzip-dev                             # PyTorch checkpoints are zip archives
+  libstb-dev                             # PNG figures
+)
+
+if [ "${SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
+cmake --build "$BUILD_DIR" -j "$JOBS"

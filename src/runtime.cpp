@@ -1,0 +1,55 @@
+#include "sepmech/runtime.h"
+
+#include "sepmech/version.h"
+#include "sepmech_build_config.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <thread>
+
+namespace sepmech {
+
+std::string version() { return SEPMECH_VERSION; }
+
+int hardware_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+void set_num_threads(int n) {
+  TORCH_CHECK(n >= 0, "sepmech::set_num_threads: n must be >= 0 (0 = all cores), got ", n);
+  torch::set_num_threads(n == 0 ? hardware_threads() : n);
+}
+
+BlasInfo blas_info() {
+  BlasInfo info;
+  info.vendor = "unknown";
+  // Force LibTorch's BLAS into the process (it is loaded lazily with libtorch_cpu anyway).
+  void* sym = dlsym(RTLD_DEFAULT, "sgemm_");
+  if (!sym) return info;
+  Dl_info dl{};
+  if (dladdr(sym, &dl) == 0 || dl.dli_fname == nullptr) return info;
+  char resolved[PATH_MAX];
+  info.library = realpath(dl.dli_fname, resolved) ? std::string(resolved) : std::string(dl.dli_fname);
+  auto has = [&](const char* s) { return info.library.find(s) != std::string::npos; };
+  if (dlsym(RTLD_DEFAULT, "openblas_get_config") || has("openblas"))
+    info.vendor = "openblas";
+  else if (has("blis"))
+    info.vendor = "blis";
+  else if (has("mkl"))
+    info.vendor = "mkl";
+  else if (has("/blas/libblas") || has("libblas.so"))
+    info.vendor = "reference";
+  return info;
+}
+
+std::string blas_warning() {
+  BlasInfo b = blas_info();
+  if (!b.is_reference()) return "";
+  return "warning: LibTorch is using the reference BLAS (" + b.library +
+         "); matrix work is about 40x slower. Install an optimised one: "
+         "apt-get install -y libopenblas0-pthread";
+}
+
+}  // namespace sepmech
