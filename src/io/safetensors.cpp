@@ -66,8 +66,17 @@ TensorFile parse_safetensors(const std::uint8_t* data, std::size_t size, const s
     throw FormatError(name, "header length " + std::to_string(n) + " runs past the end of the file (" +
                                 std::to_string(size - 8) + " bytes after the length field)");
   nlohmann::json header;
+  // A valid header nests 3 levels ({name: {shape: [...]}}); deeper nesting is refused while
+  // parsing, before it can cost ~40 bytes of DOM per input byte.
+  constexpr int kMaxHeaderDepth = 8;
+  struct TooDeep {};
   try {
-    header = nlohmann::json::parse(data + 8, data + 8 + n);
+    header = nlohmann::json::parse(data + 8, data + 8 + n, [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > kMaxHeaderDepth) throw TooDeep{};
+      return true;
+    });
+  } catch (const TooDeep&) {
+    throw FormatError(name, "header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels");
   } catch (const std::exception& e) {
     throw FormatError(name, std::string("header is not valid JSON: ") + e.what());
   }
@@ -88,7 +97,9 @@ TensorFile parse_safetensors(const std::uint8_t* data, std::size_t size, const s
 
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
   std::vector<std::string> range_names;
-  for (auto& [key, entry] : header.items()) {
+  for (auto& item : header.items()) {
+    const std::string& key = item.key();  // not a structured binding: lambdas below capture it
+    const nlohmann::json& entry = item.value();
     if (key == "__metadata__") continue;
     auto where = [&](const std::string& msg) { return FormatError(name, "tensor '" + key + "': " + msg); };
     if (!entry.is_object()) throw where("entry must be an object");
@@ -102,13 +113,16 @@ TensorFile parse_safetensors(const std::uint8_t* data, std::size_t size, const s
     if (!info) throw where("unsupported dtype '" + dt->get<std::string>() + "'");
     std::vector<int64_t> shape;
     std::uint64_t numel = 1;
+    // Product of the non-zero dimensions: with a zero dimension the tensor is empty, but the
+    // others must still fit an int64 (LibTorch computes strides from them).
+    std::uint64_t nonzero_product = 1;
+    const std::uint64_t int64_max = static_cast<std::uint64_t>(std::numeric_limits<int64_t>::max());
     for (auto& d : *sh) {
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0))
         throw where("shape entries must be non-negative integers");
       std::uint64_t v = d.get<std::uint64_t>();
-      if (v > static_cast<std::uint64_t>(std::numeric_limits<int64_t>::max()) ||
-          (v != 0 && numel > std::numeric_limits<std::uint64_t>::max() / v))
-        throw where("shape product overflows");
+      if (v > int64_max || (v != 0 && nonzero_product > int64_max / v)) throw where("shape product overflows");
+      if (v != 0) nonzero_product *= v;
       numel *= v;
       shape.push_back(static_cast<int64_t>(v));
     }

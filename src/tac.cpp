@@ -1,0 +1,294 @@
+// TAC (Transform-Average-Concatenate), see include/sepmech/tac.h and docs/tac.md.
+#include "sepmech/tac.h"
+
+#include <regex>
+
+namespace sepmech {
+namespace {
+
+const std::vector<std::string>& known_activations() {
+  static const std::vector<std::string> names = {"prelu", "relu",  "linear", "leaky_relu", "sigmoid",
+                                                 "tanh",  "gelu",  "swish",  "softmax"};
+  return names;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+// The activation as a module, so that the reference-named Sequential containers also compute
+// the right thing when called on their own ([rows, features] operands, as in the references).
+torch::nn::AnyModule activation_module(const std::string& name) {
+  if (name == "prelu") return torch::nn::AnyModule(torch::nn::PReLU(torch::nn::PReLUOptions()));
+  if (name == "relu") return torch::nn::AnyModule(torch::nn::ReLU());
+  if (name == "linear") return torch::nn::AnyModule(torch::nn::Identity());
+  if (name == "leaky_relu") return torch::nn::AnyModule(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.01)));
+  if (name == "sigmoid") return torch::nn::AnyModule(torch::nn::Sigmoid());
+  if (name == "tanh") return torch::nn::AnyModule(torch::nn::Tanh());
+  if (name == "gelu") return torch::nn::AnyModule(torch::nn::GELU());
+  if (name == "swish")
+    return torch::nn::AnyModule(torch::nn::Functional([](torch::Tensor t) { return t * torch::sigmoid(t); }));
+  if (name == "softmax") return torch::nn::AnyModule(torch::nn::Softmax(torch::nn::SoftmaxOptions(-1)));
+  TORCH_CHECK(false, "sepmech::TAC: activation must be one of ", join(known_activations()), "; got '", name, "'");
+}
+
+std::string regex_escape(const std::string& s) {
+  static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
+  return std::regex_replace(s, special, R"(\$&)");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// TACLayerNorm
+// ---------------------------------------------------------------------------------------------
+TACLayerNormImpl::TACLayerNormImpl(std::string kind_, int64_t channels_, double eps_)
+    : kind(std::move(kind_)), channels(channels_), eps(eps_) {
+  reset();
+}
+
+void TACLayerNormImpl::reset() {
+  TORCH_CHECK(kind == "gLN" || kind == "cLN" || kind == "fgLN",
+              "sepmech::TACLayerNorm: kind must be gLN, cLN or fgLN; got '", kind, "'");
+  TORCH_CHECK(channels > 0, "sepmech::TACLayerNorm: channels must be > 0, got ", channels);
+  TORCH_CHECK(eps >= 0, "sepmech::TACLayerNorm: eps must be >= 0, got ", eps);
+  gamma = register_parameter("gamma", torch::ones({channels}));
+  beta = register_parameter("beta", torch::zeros({channels}));
+}
+
+void TACLayerNormImpl::pretty_print(std::ostream& stream) const {
+  stream << "sepmech::TACLayerNorm(" << kind << ", " << channels << ", eps=" << eps << ")";
+}
+
+torch::Tensor TACLayerNormImpl::forward(const torch::Tensor& z) {
+  TORCH_CHECK(z.dim() == 3 && z.size(1) == channels, "sepmech::TACLayerNorm: z must be [R, ", channels,
+              ", P], got ", z.sizes());
+  if (kind == "gLN") return torch::group_norm(z, 1, gamma, beta, eps);  // stats over (N, P)
+  if (kind == "fgLN") return torch::group_norm(z, channels, gamma, beta, eps);  // per channel, over P
+  // cLN: per position over the N features.
+  return torch::layer_norm(z.transpose(1, 2), {channels}, gamma, beta, eps).transpose(1, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TAC
+// ---------------------------------------------------------------------------------------------
+TACImpl::TACImpl(TACOptions options_) : options(std::move(options_)) { reset(); }
+
+void TACImpl::reset() {
+  const int64_t N = options.input_dim(), H = options.hidden_dim();
+  TORCH_CHECK(N > 0, "sepmech::TAC: input_dim must be > 0, got ", N);
+  TORCH_CHECK(H > 0, "sepmech::TAC: hidden_dim must be > 0, got ", H);
+  TORCH_CHECK(options.inference_block_rows() >= 0, "sepmech::TAC: inference_block_rows must be >= 0, got ",
+              options.inference_block_rows());
+  const std::string& act = options.activation();
+  const std::string& norm = options.norm_type();
+  TORCH_CHECK(std::find(known_activations().begin(), known_activations().end(), act) != known_activations().end(),
+              "sepmech::TAC: activation must be one of ", join(known_activations()), "; got '", act, "'");
+  TORCH_CHECK(norm == "gLN" || norm == "cLN" || norm == "fgLN" || norm == "bN",
+              "sepmech::TAC: norm_type must be one of gLN, cLN, fgLN, bN; got '", norm, "'",
+              norm == "cgLN" ? " (asteroid's cumulative LN expects 3-D input and cannot run inside TAC)" : "");
+
+  // No handles into the Sequentials are kept: clone() replaces their contents.
+  auto make = [&](int64_t in, int64_t out) {
+    torch::nn::Sequential seq;
+    seq->push_back(torch::nn::Linear(in, out));
+    seq->push_back(activation_module(act));
+    return seq;
+  };
+  input_tf = register_module("input_tf", make(N, H));
+  avg_tf = register_module("avg_tf", make(H, H));
+  concat_tf = register_module("concat_tf", make(2 * H, N));
+  if (norm == "bN") {
+    layer_norm = nullptr;
+    batch_norm = register_module(
+        "norm", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(N).eps(options.bn_eps()).momentum(options.bn_momentum())));
+  } else {
+    batch_norm = nullptr;
+    layer_norm = register_module("norm", TACLayerNorm(norm, N, options.eps()));
+  }
+}
+
+void TACImpl::pretty_print(std::ostream& stream) const {
+  stream << "sepmech::TAC(input_dim=" << options.input_dim() << ", hidden_dim=" << options.hidden_dim()
+         << ", activation=" << options.activation() << ", norm_type=" << options.norm_type() << ")";
+}
+
+io::LoadOptions TACImpl::asteroid_load_options(const std::string& prefix) {
+  io::LoadOptions opt;
+  opt.strip_prefix = prefix;
+  return opt;
+}
+
+io::LoadOptions TACImpl::fasnet_load_options(int64_t layer, const std::string& prefix) {
+  TORCH_CHECK(layer >= 0, "sepmech::TAC::fasnet_load_options: layer must be >= 0, got ", layer);
+  const std::string i = std::to_string(layer);
+  io::LoadOptions opt;
+  // Everything but this layer's four TAC parts (RNNs, other layers, encoder...) is ignored.
+  opt.ignore = {"^(?!" + regex_escape(prefix) + "ch_(transform|average|concat|norm)\\." + i + "\\.)"};
+  opt.strip_prefix = prefix;
+  opt.renames = {{"^ch_transform\\." + i + "\\.", "input_tf."},
+                 {"^ch_average\\." + i + "\\.", "avg_tf."},
+                 {"^ch_concat\\." + i + "\\.", "concat_tf."},
+                 {"^ch_norm\\." + i + "\\.weight$", "norm.gamma"},
+                 {"^ch_norm\\." + i + "\\.bias$", "norm.beta"}};
+  return opt;
+}
+
+namespace tac_detail {
+
+std::vector<int64_t> resolve_valid_mics(const torch::Tensor& valid_mics, int64_t batch, int64_t mics) {
+  if (!valid_mics.defined()) return {};
+  TORCH_CHECK(c10::isIntegralType(valid_mics.scalar_type(), /*includeBool=*/false),
+              "sepmech::TAC: valid_mics must be an integer tensor of per-example microphone counts, got dtype ",
+              valid_mics.scalar_type());
+  TORCH_CHECK(valid_mics.dim() == 1, "sepmech::TAC: valid_mics must be 1-D [B] = [", batch, "], got shape ",
+              valid_mics.sizes());
+  const torch::Tensor v = valid_mics.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t n = v.numel();
+  const int64_t* p = v.data_ptr<int64_t>();
+  // A single 0 means "fixed geometry" for any batch size (FaSNet's training code passes zeros(1)).
+  if (n == 1 && p[0] == 0) return {};
+  TORCH_CHECK(n == batch, "sepmech::TAC: valid_mics must have one count per example (B = ", batch, "), got ", n,
+              " entries");
+  int64_t first_zero = -1, first_nonzero = -1;
+  bool all_full = true;
+  for (int64_t b = 0; b < n; ++b) {
+    TORCH_CHECK(p[b] >= 0, "sepmech::TAC: valid_mics[", b, "] must be >= 0, got ", p[b]);
+    TORCH_CHECK(p[b] <= mics, "sepmech::TAC: valid_mics[", b, "] must be <= the number of mic slots M = ", mics,
+                ", got ", p[b]);
+    if (p[b] == 0 && first_zero < 0) first_zero = b;
+    if (p[b] != 0 && first_nonzero < 0) first_nonzero = b;
+    all_full = all_full && p[b] == mics;
+  }
+  if (first_nonzero < 0 || all_full) return {};  // all zero (fixed geometry) or every slot valid
+  TORCH_CHECK(first_zero < 0, "sepmech::TAC: valid_mics[", first_zero,
+              "] must be > 0 when other examples have microphones (valid_mics[", first_nonzero, "] = ",
+              p[first_nonzero], "); all zeros means fixed geometry, a single 0 would be a mean over no microphones");
+  return std::vector<int64_t>(p, p + n);
+}
+
+}  // namespace tac_detail
+
+torch::Tensor TACImpl::activate(torch::Tensor t, const torch::nn::Sequential& transform, int64_t feature_dim,
+                                bool inplace) const {
+  const std::string& a = options.activation();
+  if (a == "prelu") {
+    const torch::Tensor& w = transform->ptr<torch::nn::PReLUImpl>(1)->weight;
+    // Without autograd, a one-slope PReLU is an in-place leaky ReLU: one pass less over t.
+    if (inplace && w.numel() == 1 && w.is_cpu()) return torch::leaky_relu_(t, w.item<double>());
+    return torch::prelu(t, w);
+  }
+  if (a == "relu") return inplace ? torch::relu_(t) : torch::relu(t);
+  if (a == "linear") return t;
+  if (a == "leaky_relu") return inplace ? torch::leaky_relu_(t, 0.01) : torch::leaky_relu(t, 0.01);
+  if (a == "sigmoid") return inplace ? torch::sigmoid_(t) : torch::sigmoid(t);
+  if (a == "tanh") return inplace ? torch::tanh_(t) : torch::tanh(t);
+  if (a == "gelu") return torch::gelu(t);
+  if (a == "swish") return t * torch::sigmoid(t);
+  return torch::softmax(t, feature_dim);  // "softmax", validated in reset()
+}
+
+torch::Tensor TACImpl::normalise(const torch::Tensor& z, int64_t K, int64_t S) {
+  if (layer_norm) return layer_norm->forward(z);
+  const int64_t R = z.size(0), N = z.size(1);
+  return batch_norm->forward(z.reshape({R, N, K, S})).view({R, N, K * S});
+}
+
+torch::Tensor TACImpl::forward(const torch::Tensor& x, const torch::Tensor& valid_mics) {
+  TORCH_CHECK(x.defined(), "sepmech::TAC: x must be a defined tensor [B, M, N, K, S]");
+  TORCH_CHECK(x.dim() == 5, "sepmech::TAC: x must be 5-D [B, M, N, K, S], got shape ", x.sizes());
+  TORCH_CHECK(x.is_floating_point(), "sepmech::TAC: x must be floating point, got dtype ", x.scalar_type());
+  const int64_t B = x.size(0), M = x.size(1), N = x.size(2), K = x.size(3), S = x.size(4);
+  const int64_t H = options.hidden_dim();
+  TORCH_CHECK(N == options.input_dim(), "sepmech::TAC: x.size(2) (features) must be input_dim = ",
+              options.input_dim(), ", got ", N, " (shape ", x.sizes(), ")");
+  TORCH_CHECK(M > 0, "sepmech::TAC: x must have at least one microphone slot (M > 0): the mean over no "
+              "microphones is undefined; got shape ", x.sizes());
+  const torch::nn::LinearImpl& input_linear = *input_tf->ptr<torch::nn::LinearImpl>(0);
+  const torch::Tensor& W1 = input_linear.weight;
+  TORCH_CHECK(x.scalar_type() == W1.scalar_type() && x.device() == W1.device(),
+              "sepmech::TAC: x must have the parameters' dtype and device (", W1.scalar_type(), ", ", W1.device(),
+              "), got ", x.scalar_type(), ", ", x.device());
+  const std::vector<int64_t> counts = tac_detail::resolve_valid_mics(valid_mics, B, M);
+  if (B == 0 || K == 0 || S == 0) return x.clone();  // no positions: nothing to mix
+
+  bool need_grad = false;
+  if (torch::GradMode::is_enabled()) {
+    need_grad = x.requires_grad();
+    for (const auto& p : parameters()) need_grad = need_grad || p.requires_grad();
+  }
+  const int64_t P = K * S, BM = B * M;
+
+  // weight[b, m] = (m < V_b) / V_b: the masked mean is one batched product, no loop over b.
+  torch::Tensor mic_weight;
+  if (!counts.empty()) {
+    const auto cnt = torch::tensor(counts, torch::kLong).to(x.device()).unsqueeze(1);
+    const auto slot = torch::arange(M, torch::TensorOptions().dtype(torch::kLong).device(x.device())).unsqueeze(0);
+    mic_weight = (slot < cnt).to(x.scalar_type()) / cnt.to(x.scalar_type());
+  }
+
+  torch::Tensor zn;
+  if (!need_grad) {
+    zn = normalise(mix_blocked(x, mic_weight).view({BM, N, P}), K, S);
+    return zn.reshape({B, M, N, K, S}).add_(x);
+  }
+
+  const torch::nn::LinearImpl& avg_linear = *avg_tf->ptr<torch::nn::LinearImpl>(0);
+  const torch::nn::LinearImpl& concat_linear = *concat_tf->ptr<torch::nn::LinearImpl>(0);
+  // Rows of N features, one per (b, m, k, s): the feature axis last, so every linear map is one GEMM.
+  const torch::Tensor rows = x.permute({0, 1, 3, 4, 2}).reshape({BM * P, N});
+
+  // 1. Transform every mic: h = act1(W1 x_m + b1)                     [B*M*P, H]
+  torch::Tensor h = activate(torch::addmm(input_linear.bias, rows, W1.t()), input_tf, 1, false);
+
+  // 2. Average over the valid mics of each example                      [B, P*H]
+  const torch::Tensor hb = h.view({B, M, P * H});
+  const torch::Tensor mu = mic_weight.defined() ? torch::bmm(mic_weight.unsqueeze(1), hb).squeeze(1) : hb.mean(1);
+
+  // 3. Average transform: g = act2(W2 mu + b2), one per (b, k, s)      [B*P, H]
+  const torch::Tensor g =
+      activate(torch::addmm(avg_linear.bias, mu.view({B * P, H}), avg_linear.weight.t()), avg_tf, 1, false);
+
+  // 4. Concatenate + output transform. W3 [h; g] = W3h h + W3g g: the g half is computed once per
+  //    frame instead of once per mic, and the concatenation is never materialised.
+  const torch::Tensor& W3 = concat_linear.weight;
+  const torch::Tensor W3h = W3.narrow(1, 0, H), W3g = W3.narrow(1, H, H);
+  const torch::Tensor gz = torch::addmm(concat_linear.bias, g, W3g.t()).view({B, 1, P, N});
+  const torch::Tensor z = activate(torch::mm(h, W3h.t()).view({B, M, P, N}) + gz, concat_tf, 3, false);
+
+  // 5. Normalise each mic's [N, P] block; 6. residual.
+  zn = normalise(z.view({BM, P, N}).transpose(1, 2), K, S);
+  return zn.reshape({B, M, N, K, S}) + x;
+}
+
+torch::Tensor TACImpl::mix_blocked(const torch::Tensor& x, const torch::Tensor& mic_weight) {
+  const int64_t B = x.size(0), M = x.size(1), N = x.size(2), P = x.size(3) * x.size(4);
+  const int64_t H = options.hidden_dim();
+  const torch::nn::LinearImpl& l1 = *input_tf->ptr<torch::nn::LinearImpl>(0);
+  const torch::nn::LinearImpl& l2 = *avg_tf->ptr<torch::nn::LinearImpl>(0);
+  const torch::nn::LinearImpl& l3 = *concat_tf->ptr<torch::nn::LinearImpl>(0);
+  const torch::Tensor W1t = l1.weight.t(), W2t = l2.weight.t();
+  const torch::Tensor W3ht = l3.weight.narrow(1, 0, H).t(), W3gt = l3.weight.narrow(1, H, H).t();
+
+  const int64_t rows_per_block = options.inference_block_rows();
+  const int64_t T = rows_per_block > 0 ? std::max<int64_t>(1, rows_per_block / (B * M)) : P;
+  const torch::Tensor xr = x.reshape({B, M, N, P}).transpose(2, 3);  // [B, M, P, N] view
+  torch::Tensor z = torch::empty({B, M, N, P}, x.options());
+  for (int64_t p0 = 0; p0 < P; p0 += T) {
+    const int64_t t = std::min(T, P - p0);
+    const torch::Tensor rows = xr.narrow(2, p0, t).reshape({B * M * t, N});
+    torch::Tensor h = activate(torch::addmm(l1.bias, rows, W1t), input_tf, 1, true);  // [B*M*t, H]
+    const torch::Tensor hb = h.view({B, M, t * H});
+    const torch::Tensor mu = mic_weight.defined() ? torch::bmm(mic_weight.unsqueeze(1), hb) : hb.mean(1);
+    const torch::Tensor g = activate(torch::addmm(l2.bias, mu.view({B * t, H}), W2t), avg_tf, 1, true);
+    const torch::Tensor gz = torch::addmm(l3.bias, g, W3gt).view({B, 1, t, N});
+    torch::Tensor zt = torch::mm(h, W3ht).view({B, M, t, N}).add_(gz);
+    zt = activate(zt, concat_tf, 3, true);
+    z.narrow(3, p0, t).copy_(zt.transpose(2, 3));
+  }
+  return z;
+}
+
+}  // namespace sepmech
