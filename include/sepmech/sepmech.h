@@ -11,3 +11,4 @@
 #include "sepmech/tac.h"
 #include "sepmech/dfop.h"
 #include "sepmech/multiframe.h"
+#include "sepmech/diffusion/all.h"

@@ -1,0 +1,10 @@
+# Score-based diffusion (SGMSE family): SDEs, training step, samplers, spectrogram transform.
+list(APPEND SEPMECH_SOURCES
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/diffusion/sde.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/diffusion/training.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/diffusion/sampling.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/parity/diffusion.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/diffusion.cpp)
+set(SEPMECH_TESTS_diffusion tests/mechanisms/diffusion_test.cpp)
+list(APPEND SEPMECH_PARITY_SUITES diffusion)
+set(SEPMECH_PARITY_GLOBS_diffusion diffusion/*.safetensors)

@@ -1,0 +1,50 @@
+#pragma once
+// SGMSE's complex-spectrogram representation (spec §4): STFT settings, the forward/backward
+// amplitude transforms ("exponent" with factor, "log", "none") and `pad_spec`.
+#include <string>
+
+#include <torch/torch.h>
+
+namespace sepmech::diffusion {
+
+using torch::Tensor;
+
+struct SpecOptions {
+  /// FFT size (510 → F = 256 bins at 16 kHz; 1534 at 48 kHz)
+  TORCH_ARG(int64_t, n_fft) = 510;
+  /// hop between frames (128; 384 at 48 kHz)
+  TORCH_ARG(int64_t, hop_length) = 128;
+  /// "hann" (periodic) or "sqrthann" (√ of the periodic Hann window)
+  TORCH_ARG(std::string, window) = "hann";
+  /// β of the amplitude transform (0.15; 0.065 at 48 kHz; 0.333 in the Interspeech 2022 paper)
+  TORCH_ARG(double, spec_factor) = 0.15;
+  /// α of the "exponent" transform (0.5; 0.667 at 48 kHz)
+  TORCH_ARG(double, spec_abs_exponent) = 0.5;
+  /// "exponent", "log" or "none"
+  TORCH_ARG(std::string, transform_type) = "exponent";
+ public:
+  /// The 48 kHz preset (n_fft 1534, hop 384, β 0.065, α 0.667).
+  static SpecOptions preset_48k() {
+    return SpecOptions().n_fft(1534).hop_length(384).spec_factor(0.065).spec_abs_exponent(0.667);
+  }
+  void Validate() const;
+  std::string ToString() const;
+};
+
+/// The analysis window [n_fft] (float32).
+Tensor spec_window(const SpecOptions& o);
+/// STFT of wav [..., L] (float32): center=True with reflect padding, one-sided, unnormalised,
+/// complex64 [..., n_fft/2 + 1, frames].
+Tensor stft(const Tensor& wav, const SpecOptions& o);
+/// Inverse STFT of spec [..., F, frames] to `length` samples.
+Tensor istft(const Tensor& spec, const SpecOptions& o, int64_t length);
+/// Forward amplitude transform: "exponent" β|c|^α e^{i∠c} (power skipped if α = 1), "log"
+/// β ln(1 + |c|) e^{i∠c}, "none" identity.
+Tensor spec_fwd(const Tensor& spec, const SpecOptions& o);
+/// Inverse of spec_fwd.
+Tensor spec_back(const Tensor& spec, const SpecOptions& o);
+/// Pads the time (last) axis on the right to a multiple of 64 frames. mode "zero_pad",
+/// "reflection" (needs pad < frames; throws otherwise) or "replication".
+Tensor pad_spec(const Tensor& Y, const std::string& mode = "zero_pad");
+
+}  // namespace sepmech::diffusion

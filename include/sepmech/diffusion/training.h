@@ -1,0 +1,109 @@
+#pragma once
+// Training ("perturbed data", spec §3): sample t ∈ [t_eps, T], build x_t = μ_t + σ_t z on the
+// SDE's path and score the network output with denoising score matching or the other sgmse
+// objectives (denoiser, data prediction) — plus a v-prediction parameterisation (docs/diffusion.md
+// §5) with exact conversions between every parameterisation and the score.
+#include <functional>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "sepmech/diffusion/sde.h"
+#include "sepmech/diffusion/spec.h"
+
+namespace sepmech::diffusion {
+
+/// A backbone: (x, y, t) → complex [B, 1, F, T]. For the "ncsnpp" convention it gets (x_t, y, t)
+/// and its output is minus the score; for "ncsnpp_v2" it gets (c_in x_t, c_in y, t).
+using Backbone = std::function<Tensor(const Tensor& x, const Tensor& y, const Tensor& t)>;
+
+/// What a network output means.
+enum class Parameterisation {
+  kScore,           ///< s ≈ ∇ log p_t(x_t | y) (target −z/σ)
+  kDenoiser,        ///< D ≈ μ_t = E[mean of the path | x_t] (Tweedie: s = (D − x_t)/σ²)
+  kDataPrediction,  ///< x̂ ≈ E[x0 | x_t]
+  kVelocity,        ///< v ≈ a·z − b·(x0 − y), a = α/√(α²+σ²), b = σ/√(α²+σ²)
+};
+Parameterisation parse_parameterisation(const std::string& name);  ///< score|denoiser|data_prediction|v
+
+/// Converts a network output under `p` at (x_t, y, t) to the score (exact for the Gaussian path
+/// x_t = w_x x0 + w_y y + σ z of `sde`, w_x = α).
+Tensor output_to_score(Parameterisation p, const SDE& sde, const Tensor& out, const Tensor& x_t, const Tensor& y,
+                       const Tensor& t);
+/// The inverse of output_to_score.
+Tensor score_to_output(Parameterisation p, const SDE& sde, const Tensor& score, const Tensor& x_t, const Tensor& y,
+                       const Tensor& t);
+/// The v-prediction target a·z − b·(x0 − y) for the perturbation x_t = μ_t + σ_t z.
+Tensor velocity_target(const SDE& sde, const Tensor& x0, const Tensor& y, const Tensor& z, const Tensor& t);
+
+/// Everything one training step computes (all [B, C, F, T] except t, std [B] and loss []).
+struct TrainStep {
+  Tensor loss, t, mean, std, z, x_t, forward_out;
+};
+
+/// Plain DSM step with a score function (the `sde_train_step` workload): t = u(T − t_eps) + t_eps,
+/// x_t = μ_t + σ_t z, L = mean_b ½ Σ |s σ + z|². Fused perturbation and loss kernels; the loss is
+/// differentiable with respect to the score. The result's `mean` is left undefined (not needed).
+TrainStep dsm_step(const SDE& sde, const ScoreFn& score, const Tensor& x0, const Tensor& y, NoiseSource& noise,
+                   double t_eps = 0.03);
+/// DSM loss mean_b ½ Σ |s σ_b + z|² in one fused pass (autograd-aware in `score`).
+Tensor dsm_loss(const Tensor& score, const Tensor& z, const Tensor& std);
+
+struct ScoreModelOptions {
+  /// "ncsnpp" (forward = −backbone(x_t, y, t), read as the loss type's quantity) or "ncsnpp_v2"
+  /// (backbone(c_in x_t, c_in y, t) with scalings)
+  TORCH_ARG(std::string, backbone) = "ncsnpp";
+  /// lower end of the training time interval [t_eps, T]; also the samplers' eps
+  TORCH_ARG(double, t_eps) = 0.03;
+  /// "score_matching", "denoiser", "data_prediction" or "v_prediction"
+  TORCH_ARG(std::string, loss_type) = "score_matching";
+  /// "sigma^2" (legacy "mse"), "mae", "1" or "edm" (as in the reference, incl. its edm batch bug)
+  TORCH_ARG(std::string, loss_weighting) = "sigma^2";
+  /// "" (none), "1/sigma" or "1/t": divides the v2 backbone output
+  TORCH_ARG(std::string, network_scaling) = "";
+  /// "1" or "edm" (1/√(σ² + σ_d²))
+  TORCH_ARG(std::string, c_in) = "1";
+  /// "1", "sigma", "1/sigma" or "edm" (σσ_d/√(σ_d² + σ²))
+  TORCH_ARG(std::string, c_out) = "1";
+  /// "0" or "edm" (σ_d²/(σ² + σ_d²))
+  TORCH_ARG(std::string, c_skip) = "0";
+  /// σ_d of the EDM scalings
+  TORCH_ARG(double, sigma_data) = 0.1;
+  /// weight of the time-domain L1 term of the data-prediction loss
+  TORCH_ARG(double, l1_weight) = 0.001;
+  /// STFT settings for the data-prediction loss's time-domain term
+  TORCH_ARG(SpecOptions, spec) = SpecOptions();
+  /// training crop length in frames (time-domain term length = (num_frames − 1)·hop)
+  TORCH_ARG(int64_t, num_frames) = 256;
+ public:
+  void Validate() const;
+  std::string ToString() const;
+};
+
+/// sgmse's ScoreModel without Lightning: the backbone, its output convention, the losses.
+class ScoreModel {
+ public:
+  ScoreModel(std::shared_ptr<const SDE> sde, Backbone backbone, ScoreModelOptions options = {});
+  /// The reference's forward: score (score_matching, denoiser), x̂ (data_prediction) or v̂.
+  Tensor forward(const Tensor& x_t, const Tensor& y, const Tensor& t) const;
+  /// The score implied by forward() (exact conversion for data_prediction and v_prediction).
+  Tensor score(const Tensor& x_t, const Tensor& y, const Tensor& t) const;
+  ScoreFn score_fn() const;
+  /// One training step: draws u (torch.rand) then z (randn_like) from `noise`, in that order.
+  TrainStep step(const Tensor& x0, const Tensor& y, NoiseSource& noise) const;
+  /// The loss of `forward_out` (as in the reference's _loss; y is needed by v_prediction only).
+  Tensor loss(const Tensor& forward_out, const Tensor& x_t, const Tensor& z, const Tensor& t, const Tensor& mean,
+              const Tensor& x0, const Tensor& y = Tensor()) const;
+  Tensor c_in(const Tensor& t) const;
+  Tensor c_out(const Tensor& t) const;
+  Tensor c_skip(const Tensor& t) const;
+  const SDE& sde() const { return *sde_; }
+  const ScoreModelOptions& options() const { return options_; }
+
+ private:
+  std::shared_ptr<const SDE> sde_;
+  Backbone backbone_;
+  ScoreModelOptions options_;
+};
+
+}  // namespace sepmech::diffusion
