@@ -8,6 +8,7 @@
 #include "sepmech/runtime.h"
 #include "sepmech/version.h"
 #include "sepmech/io/state_dict.h"
+#include "sepmech/osa.h"
 #include "sepmech/tac.h"
 #include "sepmech/dfop.h"
 #include "sepmech/multiframe.h"

@@ -892,13 +892,7 @@ Checkpoint parse_checkpoint(const std::uint8_t* data, std::size_t size, const st
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) throw FormatError(path, "cannot open file");
-  std::streamoff len = f.tellg();
-  if (len < 0) throw FormatError(path, "cannot determine file size");
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(len));
-  f.seekg(0);
-  if (len > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), len)) throw FormatError(path, "read failed");
+  auto bytes = read_file_bytes(path);
   return parse_checkpoint(bytes.data(), bytes.size(), path);
 }
 

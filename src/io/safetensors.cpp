@@ -170,7 +170,7 @@ TensorFile parse_safetensors(const std::uint8_t* data, std::size_t size, const s
   return out;
 }
 
-TensorFile load_safetensors(const std::string& path) {
+std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw FormatError(path, "cannot open file");
   std::streamoff len = f.tellg();
@@ -178,6 +178,11 @@ TensorFile load_safetensors(const std::string& path) {
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(len));
   f.seekg(0);
   if (len > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), len)) throw FormatError(path, "read failed");
+  return bytes;
+}
+
+TensorFile load_safetensors(const std::string& path) {
+  auto bytes = read_file_bytes(path);
   return parse_safetensors(bytes.data(), bytes.size(), path);
 }
 

@@ -1,6 +1,8 @@
 #pragma once
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sepmech::io {
 
@@ -15,5 +17,8 @@ class FormatError : public std::runtime_error {
  private:
   std::string file_;
 };
+
+/// Reads a whole file into memory; FormatError naming the file if it cannot be opened or read.
+std::vector<std::uint8_t> read_file_bytes(const std::string& path);
 
 }  // namespace sepmech::io
