@@ -2,14 +2,32 @@
 // (the same registry `sepmech bench` uses). Threads: SEPMECH_THREADS (default 1).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "bench/bench.h"
 #include "sepmech/runtime.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+// SEPMECH_THREADS: a whole number in [0, 1024] (0 = all cores); anything else is refused, not
+// silently read as 0 (atoi) or left to abort in set_num_threads.
+int threads_from_env() {
   const char* env = std::getenv("SEPMECH_THREADS");
-  sepmech::set_num_threads(env ? std::atoi(env) : 1);
+  if (!env) return 1;
+  char* end = nullptr;
+  long n = std::strtol(env, &end, 10);
+  if (end == env || *end != '\0' || n < 0 || n > 1024) {
+    std::fprintf(stderr, "sepmech_bench: error: SEPMECH_THREADS must be an integer in [0, 1024], got '%s'\n", env);
+    std::exit(2);
+  }
+  return static_cast<int>(n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  sepmech::set_num_threads(threads_from_env());
   for (const auto& name : sepmech::bench::registered_workloads()) {
     auto impls = std::make_shared<std::vector<sepmech::bench::Impl>>(sepmech::bench::find_workload(name).setup());
     for (std::size_t i = 0; i < impls->size(); ++i) {
@@ -28,4 +46,10 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
+} catch (const c10::Error& e) {
+  std::fprintf(stderr, "sepmech_bench: error: %s\n", e.what_without_backtrace());
+  return 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "sepmech_bench: error: %s\n", e.what());
+  return 1;
 }

@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh            # 60 s per target
 #   scripts/fuzz.sh 300        # 5 minutes per target
 #   SEPMECH_BUILD_LOCK=/tmp/sepmech-build.lock scripts/fuzz.sh 300   # compile under flock
-# Needs clang and libclang-rt (Debian: clang, libclang-rt-14-dev). New corpus entries go to
+# Needs clang and libclang-rt (Debian: clang, libclang-rt-14-dev), installed here with apt-get when
+# missing (SKIP_APT=1 to skip; the other dependencies come from scripts/setup.sh). New corpus entries go to
 # build-fuzz/corpus/<target>/, crashes to build-fuzz/artifacts/<target>/. Exits non-zero if any
 # target crashed.
 set -euo pipefail
@@ -12,6 +13,19 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-60}
 BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 TARGETS=(safetensors_fuzz checkpoint_fuzz)
+
+if [ "${SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for p in clang libclang-rt-14-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
 
 lock=()
 if [ -n "${SEPMECH_BUILD_LOCK:-}" ]; then lock=(flock "$SEPMECH_BUILD_LOCK"); fi

@@ -13,9 +13,7 @@ PACKAGES=(
   libbenchmark-dev                       # Google Benchmark
   nlohmann-json3-dev                     # JSON (safetensors headers, reports)
   libcli11-dev                           # command line
-  libsndfile1-dev libsamplerate0-dev     # audio files, resampling
   libzip-dev                             # PyTorch checkpoints are zip archives
-  libstb-dev                             # PNG figures
 )
 
 if [ "${SKIP_APT:-0}" != 1 ]; then

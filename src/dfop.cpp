@@ -1,6 +1,8 @@
 // DfOp: the deep-filtering operator, its six reference methods and the fused method.
 #include "sepmech/dfop.h"
 
+#include "deep_filter_kernel.h"
+
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -100,35 +102,6 @@ struct Dims {
   int64_t B, T, F, Fdf, N, L;
 };
 
-// Y[b,t] for bins < Fdf: sum_n X[b, t-(N-1-L)+n] * H[b,t,n] then the alpha blend; bins >= Fdf copied.
-template <typename S>
-inline __attribute__((always_inline)) void forward_rows(const S* X, const S* H, const S* A, S* Y, const Dims& d,
-                                                        int64_t begin, int64_t end) {
-  const int64_t front = d.N - 1 - d.L, row = 2 * d.F, hrow = 2 * d.Fdf;
-  for (int64_t bt = begin; bt < end; ++bt) {
-    const int64_t b = bt / d.T, t = bt % d.T;
-    const S* x_t = X + bt * row;
-    S* y = Y + bt * row;
-    std::memcpy(y + hrow, x_t + hrow, sizeof(S) * (row - hrow));
-    std::memset(y, 0, sizeof(S) * hrow);
-    for (int64_t n = 0; n < d.N; ++n) {
-      const int64_t s = t - front + n;
-      if (s < 0 || s >= d.T) continue;
-      const S* xs = X + (b * d.T + s) * row;
-      const S* h = H + (bt * d.N + n) * hrow;
-      for (int64_t k = 0; k < hrow; k += 2) {
-        const S xr = xs[k], xi = xs[k + 1], hr = h[k], hi = h[k + 1];
-        y[k] += xr * hr - xi * hi;
-        y[k + 1] += xr * hi + xi * hr;
-      }
-    }
-    if (A) {
-      const S a = A[bt], c = S(1) - a;
-      for (int64_t k = 0; k < hrow; ++k) y[k] = a * y[k] + c * x_t[k];
-    }
-  }
-}
-
 // Gradients of sum(Y * G): gX (gathered: each input frame collects the taps that read it), gH, gA.
 template <typename S>
 inline __attribute__((always_inline)) void backward_rows(const S* X, const S* H, const S* A, const S* G, S* gX, S* gH,
@@ -198,79 +171,12 @@ bool cpu_has_avx2_fma() {
   return ok && !g_force_generic.load(std::memory_order_relaxed);
 }
 
-// Forward rows with AVX2: per block of 8 complex bins the taps accumulate in registers
-// (x*re(h) and swap(x)*im(h) in two accumulators, combined with one addsub), then the alpha
-// blend and a single store: the output row is written once.
-__attribute__((target("avx2,fma"))) void forward_rows_avx2(const float* X, const float* H, const float* A, float* Y,
-                                                           const Dims& d, int64_t begin, int64_t end) {
-  const int64_t front = d.N - 1 - d.L, row = 2 * d.F, hrow = 2 * d.Fdf;
-  constexpr int kMaxTaps = 64;
-  const float* xs[kMaxTaps];
-  const float* hs[kMaxTaps];
-  for (int64_t bt = begin; bt < end; ++bt) {
-    const int64_t b = bt / d.T, t = bt % d.T;
-    const float* x_t = X + bt * row;
-    float* y = Y + bt * row;
-    int m = 0;
-    for (int64_t n = 0; n < d.N; ++n) {
-      const int64_t s = t - front + n;
-      if (s < 0 || s >= d.T) continue;
-      xs[m] = X + (b * d.T + s) * row;
-      hs[m] = H + (bt * d.N + n) * hrow;
-      ++m;
-    }
-    std::memcpy(y + hrow, x_t + hrow, sizeof(float) * (row - hrow));
-    const float a = A ? A[bt] : 1.f, c = 1.f - a;
-    const __m256 va = _mm256_set1_ps(a), vc = _mm256_set1_ps(c);
-    int64_t k = 0;
-    for (; k + 16 <= hrow; k += 16) {
-      __m256 p0 = _mm256_setzero_ps(), q0 = p0, p1 = p0, q1 = p0;
-      for (int j = 0; j < m; ++j) {
-        const __m256 x0 = _mm256_loadu_ps(xs[j] + k), h0 = _mm256_loadu_ps(hs[j] + k);
-        const __m256 x1 = _mm256_loadu_ps(xs[j] + k + 8), h1 = _mm256_loadu_ps(hs[j] + k + 8);
-        p0 = _mm256_fmadd_ps(x0, _mm256_moveldup_ps(h0), p0);
-        q0 = _mm256_fmadd_ps(_mm256_permute_ps(x0, 0xB1), _mm256_movehdup_ps(h0), q0);
-        p1 = _mm256_fmadd_ps(x1, _mm256_moveldup_ps(h1), p1);
-        q1 = _mm256_fmadd_ps(_mm256_permute_ps(x1, 0xB1), _mm256_movehdup_ps(h1), q1);
-      }
-      __m256 y0 = _mm256_addsub_ps(p0, q0), y1 = _mm256_addsub_ps(p1, q1);
-      if (A) {
-        y0 = _mm256_fmadd_ps(va, y0, _mm256_mul_ps(vc, _mm256_loadu_ps(x_t + k)));
-        y1 = _mm256_fmadd_ps(va, y1, _mm256_mul_ps(vc, _mm256_loadu_ps(x_t + k + 8)));
-      }
-      _mm256_storeu_ps(y + k, y0);
-      _mm256_storeu_ps(y + k + 8, y1);
-    }
-    for (; k < hrow; k += 2) {
-      float re = 0, im = 0;
-      for (int j = 0; j < m; ++j) {
-        const float xr = xs[j][k], xi = xs[j][k + 1], hr = hs[j][k], hi = hs[j][k + 1];
-        re += xr * hr - xi * hi;
-        im += xr * hi + xi * hr;
-      }
-      y[k] = A ? a * re + c * x_t[k] : re;
-      y[k + 1] = A ? a * im + c * x_t[k + 1] : im;
-    }
-  }
-}
-
 __attribute__((target("avx2,fma"))) void backward_rows_avx2(const float* X, const float* H, const float* A,
                                                             const float* G, float* gX, float* gH, float* gA,
                                                             const Dims& d, int64_t begin, int64_t end) {
   backward_rows<float>(X, H, A, G, gX, gH, gA, d, begin, end);
 }
 #endif
-
-template <typename S>
-void fused_forward_kernel(const S* X, const S* H, const S* A, S* Y, const Dims d) {
-  at::parallel_for(0, d.B * d.T, 16, [&](int64_t begin, int64_t end) {
-#ifdef SEPMECH_DFOP_AVX2
-    if constexpr (std::is_same_v<S, float>)
-      if (d.N <= 64 && cpu_has_avx2_fma()) return forward_rows_avx2(X, H, A, Y, d, begin, end);
-#endif
-    forward_rows<S>(X, H, A, Y, d, begin, end);
-  });
-}
 
 template <typename S>
 void fused_backward_kernel(const S* X, const S* H, const S* A, const S* G, S* gX, S* gH, S* gA, const Dims d) {
@@ -292,9 +198,18 @@ Tensor fused_forward(const Tensor& spec, const Tensor& coefs, const Tensor& alph
   Tensor a = alpha.defined() ? alpha.contiguous() : Tensor();
   auto y = torch::empty_like(x, at::MemoryFormat::Contiguous);
   const Dims d = dims_of(x, h, N, L);
+  // coefs [B,T,N,Fdf,2]: one channel, taps Fdf complex bins apart, frames N taps apart.
+  const detail::DfKernelGeom g{d.B, 1, d.T, d.F, d.Fdf, d.N, d.L, d.T * d.N * 2 * d.Fdf, 0, d.N * 2 * d.Fdf,
+                               2 * d.Fdf, false};
+#ifdef SEPMECH_DFOP_AVX2
+  const bool avx2 = cpu_has_avx2_fma();
+#else
+  const bool avx2 = false;
+#endif
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sepmech::deep_filter", [&] {
-    fused_forward_kernel<scalar_t>(x.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
-                                   a.defined() ? a.data_ptr<scalar_t>() : nullptr, y.data_ptr<scalar_t>(), d);
+    detail::deep_filter_forward_kernel<scalar_t>(x.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
+                                                 a.defined() ? a.data_ptr<scalar_t>() : nullptr,
+                                                 y.data_ptr<scalar_t>(), g, avx2);
   });
   return y;
 }

@@ -1,6 +1,8 @@
 // The multi-frame family (spec: ../shared/spec/deepfilter.md §3; page: docs/multiframe.md).
 #include "sepmech/multiframe.h"
 
+#include "deep_filter_kernel.h"
+
 namespace sepmech {
 namespace mf {
 
@@ -69,34 +71,33 @@ DfGeom make_geom(const torch::Tensor& spec, CoefLayout layout, int64_t Fdf, int6
   return g;
 }
 
-template <typename T>
-void df_forward_kernel(const T* x, const T* h, T* y, const DfGeom& g) {
-  const T cs = g.conj ? T(-1) : T(1);
-  at::parallel_for(0, g.B * g.C * g.T, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<T> acc(2 * g.Fdf);
-    for (int64_t row = r0; row < r1; ++row) {
-      const int64_t t = row % g.T, bc = row / g.T, c = bc % g.C, b = bc / g.C;
-      const T* xs = x + bc * g.T * g.F * 2;
-      T* o = y + row * g.F * 2;
-      std::memcpy(o + 2 * g.Fdf, xs + t * g.F * 2 + 2 * g.Fdf, sizeof(T) * 2 * (g.F - g.Fdf));
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t n = 0; n < g.N; ++n) {
-        const int64_t tt = t - (g.N - 1 - g.L) + n;
-        if (tt < 0 || tt >= g.T) continue;
-        const T* xr = xs + tt * g.F * 2;
-        const T* hr = h + 2 * (b * g.sb + c * g.sc + t * g.st + n * g.sn);
-        const int64_t sf = 2 * g.sf;
-        T* a = acc.data();
-        for (int64_t f = 0; f < g.Fdf; ++f) {
-          const T re = xr[2 * f], im = xr[2 * f + 1];
-          const T hre = hr[f * sf], him = cs * hr[f * sf + 1];
-          a[2 * f] += re * hre - im * him;
-          a[2 * f + 1] += re * him + im * hre;
-        }
-      }
-      std::memcpy(o, acc.data(), sizeof(T) * 2 * g.Fdf);
-    }
-  });
+// The forward pass is the deep-filter kernel shared with DfOp (src/deep_filter_kernel.h).
+torch::Tensor df_forward(const torch::Tensor& x, const torch::Tensor& h, const DfGeom& g) {
+  auto y = torch::empty_like(x);
+  // Bins must be contiguous for the shared kernel: the bin-tap layout [B,T,Fdf,N] (a small
+  // per-bin filter) is transposed to [B,T,N,Fdf] first.
+  torch::Tensor hk = h;
+  int64_t sb = g.sb, sc = g.sc, st = g.st, sn = g.sn;
+  if (g.sf != 1) {
+    hk = h.view({g.B, g.T, g.Fdf, g.N, 2}).permute({0, 1, 3, 2, 4}).contiguous();
+    sb = g.T * g.N * g.Fdf;
+    sc = 0;
+    st = g.N * g.Fdf;
+    sn = g.Fdf;
+  }
+  const sepmech::detail::DfKernelGeom k{g.B, g.C, g.T, g.F, g.Fdf, g.N, g.L, 2 * sb, 2 * sc, 2 * st, 2 * sn, g.conj};
+#if defined(__x86_64__)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  const bool avx2 = false;
+#endif
+  if (x.scalar_type() == torch::kFloat)
+    sepmech::detail::deep_filter_forward_kernel<float>(x.data_ptr<float>(), hk.data_ptr<float>(), nullptr,
+                                                       y.data_ptr<float>(), k, avx2);
+  else
+    sepmech::detail::deep_filter_forward_kernel<double>(x.data_ptr<double>(), hk.data_ptr<double>(), nullptr,
+                                                        y.data_ptr<double>(), k, avx2);
+  return y;
 }
 
 template <typename T>
@@ -162,12 +163,8 @@ struct DeepFilterFn : public torch::autograd::Function<DeepFilterFn> {
                                bool conj) {
     auto x = spec.contiguous();
     auto h = coefs.contiguous();
-    auto y = torch::empty_like(x);
     const DfGeom g = make_geom(x, static_cast<CoefLayout>(layout), Fdf, N, L, conj);
-    if (x.scalar_type() == torch::kFloat)
-      df_forward_kernel<float>(x.data_ptr<float>(), h.data_ptr<float>(), y.data_ptr<float>(), g);
-    else
-      df_forward_kernel<double>(x.data_ptr<double>(), h.data_ptr<double>(), y.data_ptr<double>(), g);
+    auto y = df_forward(x, h, g);
     ctx->save_for_backward({x, h});
     ctx->saved_data["layout"] = layout;
     ctx->saved_data["Fdf"] = Fdf;
@@ -552,14 +549,15 @@ void MfWfDfImpl::reset() { set_geometry("sepmech::MfWfDf", options.num_freqs(), 
 torch::Tensor MfWfDfImpl::forward(const torch::Tensor& spec, const torch::Tensor& coefs) {
   const char* who = "sepmech::MfWfDf";
   check_spec(who, spec, num_freqs_);
-  TORCH_CHECK(spec.size(1) == 1, who, ": spec must have one channel, got ", spec.size(1));
-  const int64_t B = spec.size(0), T = spec.size(2), N = frame_size_;
-  check_coefs(who, coefs, spec, {B, 2 * N, T, num_freqs_, 2}, "[B, 2*frame_size, T, num_freqs, 2]");
-  auto spec_u = spec_unfold(mf::as_complex(spec.narrow(3, 0, num_freqs_)));  // [B,1,T,Fdf,N]
-  auto h = mf::as_complex(coefs).view({B, 1, 2 * N, T, num_freqs_});
-  auto s_est = mf::df(spec_u, h.narrow(2, 0, N));  // speech estimate [B,1,T,Fdf]
-  auto x_est = mf::df(spec_u, h.narrow(2, N, N));  // noisy estimate
-  auto rss = mf::psd(s_est, N).select(-1, N - 1);  // [B,1,T,Fdf,N]
+  const int64_t B = spec.size(0), C = spec.size(1), T = spec.size(2), N = frame_size_;
+  check_coefs(who, coefs, spec, {B, 2 * C * N, T, num_freqs_, 2}, "[B, 2*C*frame_size, T, num_freqs, 2]");
+  auto spec_u = spec_unfold(mf::as_complex(spec.narrow(3, 0, num_freqs_)));  // [B,C,T,Fdf,N]
+  // The reference chunks the channels in two halves (speech coefs of every channel, then noisy
+  // coefs), each viewed [B, C, N, T, Fdf].
+  auto h = mf::as_complex(coefs).view({B, 2, C, N, T, num_freqs_});
+  auto s_est = mf::df(spec_u, h.select(1, 0));  // speech estimate [B,C,T,Fdf]
+  auto x_est = mf::df(spec_u, h.select(1, 1));  // noisy estimate
+  auto rss = mf::psd(s_est, N).select(-1, N - 1);  // [B,C,T,Fdf,N]
   auto Rxx = mf::psd(x_est, N);
   auto w = mf::solve(Rxx, rss, options.eps_diag(), options.eps());
   return mf::assign_bins(spec, apply_coefs(spec_u, w), num_freqs_);
@@ -572,14 +570,13 @@ void MfWfPsdImpl::reset() { set_geometry("sepmech::MfWfPsd", options.num_freqs()
 torch::Tensor MfWfPsdImpl::forward(const torch::Tensor& spec, const torch::Tensor& coefs) {
   const char* who = "sepmech::MfWfPsd";
   check_spec(who, spec, num_freqs_);
-  TORCH_CHECK(spec.size(1) == 1, who, ": spec must have one channel, got ", spec.size(1));
   const int64_t B = spec.size(0), T = spec.size(2), N = frame_size_;
   check_coefs(who, coefs, spec, {B, N * N + N, T, num_freqs_, 2}, "[B, frame_size^2 + frame_size, T, num_freqs, 2]");
-  auto spec_u = spec_unfold(mf::as_complex(spec.narrow(3, 0, num_freqs_)));  // [B,1,T,Fdf,N]
+  auto spec_u = spec_unfold(mf::as_complex(spec.narrow(3, 0, num_freqs_)));  // [B,C,T,Fdf,N]
   auto h = mf::as_complex(coefs).permute({0, 2, 3, 1});                        // [B,T,Fdf,N^2+N]
   auto Rxx = h.narrow(-1, 0, N * N).reshape({B, T, num_freqs_, N, N});
   auto rss = h.narrow(-1, N * N, N);
-  auto w = mf::solve(Rxx, rss).unsqueeze(1);  // [B,1,T,Fdf,N]
+  auto w = mf::solve(Rxx, rss).unsqueeze(1);  // [B,1,T,Fdf,N], shared by the channels
   return mf::assign_bins(spec, apply_coefs(spec_u, w), num_freqs_);
 }
 void MfWfPsdImpl::pretty_print(std::ostream& s) const { print_old(s, "sepmech::MfWfPsd", options); }

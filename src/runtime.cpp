@@ -32,20 +32,22 @@ BlasInfo blas_info() {
   if (dladdr(sym, &dl) == 0 || dl.dli_fname == nullptr) return info;
   char resolved[PATH_MAX];
   info.library = realpath(dl.dli_fname, resolved) ? std::string(resolved) : std::string(dl.dli_fname);
-  auto has = [&](const char* s) { return info.library.find(s) != std::string::npos; };
-  if (dlsym(RTLD_DEFAULT, "openblas_get_config") || has("openblas"))
-    info.vendor = "openblas";
-  else if (has("blis"))
-    info.vendor = "blis";
-  else if (has("mkl"))
-    info.vendor = "mkl";
-  else if (has("/blas/libblas") || has("libblas.so"))
-    info.vendor = "reference";
+  info.vendor = dlsym(RTLD_DEFAULT, "openblas_get_config") ? "openblas" : blas_vendor_of(info.library);
   return info;
 }
 
-std::string blas_warning() {
-  BlasInfo b = blas_info();
+std::string blas_vendor_of(const std::string& library) {
+  auto has = [&](const char* s) { return library.find(s) != std::string::npos; };
+  if (has("openblas")) return "openblas";
+  if (has("blis")) return "blis";
+  if (has("mkl")) return "mkl";
+  if (has("/blas/libblas") || has("libblas.so")) return "reference";
+  return "unknown";
+}
+
+std::string blas_warning() { return blas_warning(blas_info()); }
+
+std::string blas_warning(const BlasInfo& b) {
   if (!b.is_reference()) return "";
   return "warning: LibTorch is using the reference BLAS (" + b.library +
          "); matrix work is about 40x slower. Install an optimised one: "

@@ -99,13 +99,13 @@ void check_step(const StreamingDeepFilterOptions& o, const Tensor& spec, const T
                   state.frames.scalar_type() == torch::kFloat && state.frames.is_contiguous(),
               who, ": state.frames must be a contiguous float32 [B,", R, ",", F, ",2] ring (from init_state), got ",
               c10::str(state.frames.sizes()));
-  TORCH_CHECK(spec.defined() && spec.numel() == B * F * 2 && spec.size(0) == B && spec.size(-1) == 2 &&
-                  spec.size(-2) == F && (spec.dim() == 3 || (spec.dim() == 4 && spec.size(1) == 1)),
+  TORCH_CHECK(spec.defined() && (spec.dim() == 3 || (spec.dim() == 4 && spec.size(1) == 1)) &&
+                  spec.numel() == B * F * 2 && spec.size(0) == B && spec.size(-1) == 2 && spec.size(-2) == F,
               who, ": frame_spec must be [B,F,2] or [B,1,F,2] with B = ", B, " (state batch), F = ", F, ", got ",
               spec.defined() ? c10::str(spec.sizes()) : std::string("undefined"));
-  TORCH_CHECK(coefs.defined() && coefs.numel() == B * N * Fdf * 2 && coefs.size(0) == B && coefs.size(-1) == 2 &&
-                  coefs.size(-2) == Fdf && coefs.size(-3) == N &&
-                  (coefs.dim() == 4 || (coefs.dim() == 5 && coefs.size(1) == 1)),
+  TORCH_CHECK(coefs.defined() && (coefs.dim() == 4 || (coefs.dim() == 5 && coefs.size(1) == 1)) &&
+                  coefs.numel() == B * N * Fdf * 2 && coefs.size(0) == B && coefs.size(-1) == 2 &&
+                  coefs.size(-2) == Fdf && coefs.size(-3) == N,
               who, ": frame_coefs must be [B,order,df_bins,2] or [B,1,order,df_bins,2] = [", B, ",", N, ",", Fdf,
               ",2], got ", coefs.defined() ? c10::str(coefs.sizes()) : std::string("undefined"));
   if (alpha.defined())

@@ -34,6 +34,23 @@ torch::nn::AnyModule activation_module(const std::string& name) {
   TORCH_CHECK(false, "sepmech::TAC: activation must be one of ", join(known_activations()), "; got '", name, "'");
 }
 
+// Exact (erf) GELU whose backward first makes the incoming gradient contiguous. LibTorch 1.13's
+// CPU gelu_backward takes a oneDNN path whenever its saved input is a contiguous float tensor and
+// then reads the gradient as if it were contiguous too: with a permuted gradient (here: the one
+// coming back from the norm through the [B, M, P, N] -> [B*M, N, P] transpose) it returns
+// silently wrong values. Forward values are those of torch::gelu (bit-identical).
+struct GeluContiguousGrad : public torch::autograd::Function<GeluContiguousGrad> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& t) {
+    ctx->save_for_backward({t});
+    return torch::gelu(t);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const torch::Tensor t = ctx->get_saved_variables()[0];
+    return {torch::gelu_backward(grad[0].contiguous(), t)};
+  }
+};
+
 std::string regex_escape(const std::string& s) {
   static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
   return std::regex_replace(s, special, R"(\$&)");
@@ -66,7 +83,18 @@ torch::Tensor TACLayerNormImpl::forward(const torch::Tensor& z) {
   TORCH_CHECK(z.dim() == 3 && z.size(1) == channels, "sepmech::TACLayerNorm: z must be [R, ", channels,
               ", P], got ", z.sizes());
   if (kind == "gLN") return torch::group_norm(z, 1, gamma, beta, eps);  // stats over (N, P)
-  if (kind == "fgLN") return torch::group_norm(z, channels, gamma, beta, eps);  // per channel, over P
+  if (kind == "fgLN") {  // per channel, over P
+    const bool grad = torch::GradMode::is_enabled() &&
+                      (z.requires_grad() || gamma.requires_grad() || beta.requires_grad());
+    if (!grad) return torch::group_norm(z, channels, gamma, beta, eps);
+    // Under autograd: explicit centring, as asteroid's FeatsGlobLN. group_norm's backward
+    // works from sums of dy*x and dy; with one channel per group, and the K*S positions of a
+    // feature spread little around a large mean (e.g. sigmoid outputs), that cancels badly in
+    // float32: parameter gradients came out ~60x less accurate than the reference's own.
+    const torch::Tensor d = z - z.mean(-1, true);
+    const torch::Tensor normed = d / torch::sqrt(d.pow(2).mean(-1, true) + eps);
+    return normed * gamma.view({1, -1, 1}) + beta.view({1, -1, 1});
+  }
   // cLN: per position over the N features.
   return torch::layer_norm(z.transpose(1, 2), {channels}, gamma, beta, eps).transpose(1, 2);
 }
@@ -185,7 +213,7 @@ torch::Tensor TACImpl::activate(torch::Tensor t, const torch::nn::Sequential& tr
   if (a == "leaky_relu") return inplace ? torch::leaky_relu_(t, 0.01) : torch::leaky_relu(t, 0.01);
   if (a == "sigmoid") return inplace ? torch::sigmoid_(t) : torch::sigmoid(t);
   if (a == "tanh") return inplace ? torch::tanh_(t) : torch::tanh(t);
-  if (a == "gelu") return torch::gelu(t);
+  if (a == "gelu") return inplace ? torch::gelu(t) : GeluContiguousGrad::apply(t);
   if (a == "swish") return t * torch::sigmoid(t);
   return torch::softmax(t, feature_dim);  // "softmax", validated in reset()
 }

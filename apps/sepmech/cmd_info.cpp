@@ -31,21 +31,16 @@ sepmech::cli::RegisterCommand reg(30, [](CLI::App& app, int& exit_code) {
   auto path = std::make_shared<std::string>();
   cmd->add_option("file", *path, "a .safetensors file or a torch.save checkpoint (.pt, .pth, .ckpt)")->required();
   cmd->callback([path, &exit_code] {
-    std::uint8_t head[4] = {0, 0, 0, 0};
-    std::size_t got = 0;
-    {
-      std::ifstream f(*path, std::ios::binary);
-      if (!f) throw sepmech::io::FormatError(*path, "cannot open file");
-      f.read(reinterpret_cast<char*>(head), sizeof head);
-      got = static_cast<std::size_t>(f.gcount());
-    }
-    if (sepmech::io::looks_like_torch_checkpoint(head, got)) {
-      auto ckpt = sepmech::io::load_checkpoint(*path);
+    // One read of a regular file (a FIFO or device is refused before anything blocks on it),
+    // then sniffed and parsed in memory.
+    const auto bytes = sepmech::io::read_file_bytes(*path);
+    if (sepmech::io::looks_like_torch_checkpoint(bytes.data(), bytes.size())) {
+      auto ckpt = sepmech::io::parse_checkpoint(bytes.data(), bytes.size(), *path);
       std::string kind = "PyTorch checkpoint";
       if (ckpt.top_level_keys.count("state_dict")) kind += " (with a 'state_dict' entry)";
       print_listing(std::cout, kind, *path, ckpt.tensors, ckpt.metadata);
     } else {
-      auto file = sepmech::io::load_safetensors(*path);
+      auto file = sepmech::io::parse_safetensors(bytes.data(), bytes.size(), *path);
       print_listing(std::cout, "safetensors", *path, file.tensors, file.metadata);
     }
     exit_code = 0;

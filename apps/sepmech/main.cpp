@@ -23,9 +23,18 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "sepmech " + sepmech::version());
   app.require_subcommand(1);
   int threads = 0;
+  // Bounded: an absurd count would make OpenMP try to start that many threads.
   app.add_option("--threads", threads, "LibTorch intra-op threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  // Every command-line error is one line on stderr, like the errors of the commands themselves.
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    std::string what = e.what();
+    // CLI11 reports a mistyped subcommand as "A subcommand is required"; name the word instead.
+    if (a && a->get_subcommands().empty() && !a->remaining().empty() && what.find("subcommand is required") != std::string::npos)
+      what = "unknown command '" + a->remaining().front() + "'";
+    return "sepmech: error: " + what + " (see --help)\n";
+  });
   app.parse_complete_callback([&] {
     sepmech::set_num_threads(threads);
     std::string warn = sepmech::blas_warning();
@@ -44,6 +53,9 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "sepmech: error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "sepmech: error: unexpected exception\n";
     return 1;
   }
   return exit_code;

@@ -274,7 +274,7 @@ TORCH_MODULE(MfMvdr);
 // ---------------------------------------------------------------------------------------------
 // The 2022 variants (DeepFilterNet@679494d). All are causal: the reference MfWf of that time
 // forces lookahead = 0, so `lookahead` is accepted and ignored.
-// forward(spec [B,1,T,F,2], coefs [B, channels, T, num_freqs, 2]).
+// forward(spec [B,C,T,F,2], coefs [B, channels, T, num_freqs, 2]).
 // ---------------------------------------------------------------------------------------------
 struct MfWfOldOptions {
   MfWfOldOptions(int64_t num_freqs, int64_t frame_size) : num_freqs_(num_freqs), frame_size_(frame_size) {}
@@ -290,8 +290,8 @@ struct MfWfOldOptions {
   TORCH_ARG(double, eps) = 1e-7;
 };
 
-/// MfWfDf: coefs channels [0,N) deep-filter a speech estimate S, [N,2N) a noisy estimate X';
-/// w = solve(psd(X',N), psd(S,N)[...,-1]).
+/// MfWfDf: coefs [B,2*C*N,T,num_freqs,2]; channels [0,C*N) deep-filter a speech estimate S of
+/// each channel (index c*N+n), [C*N,2*C*N) a noisy estimate X'; w = solve(psd(X',N), psd(S,N)[...,-1]).
 class MfWfDfImpl : public torch::nn::Cloneable<MfWfDfImpl>, public MultiFrameModule {
  public:
   explicit MfWfDfImpl(MfWfOldOptions options);
@@ -303,7 +303,8 @@ class MfWfDfImpl : public torch::nn::Cloneable<MfWfDfImpl>, public MultiFrameMod
 };
 TORCH_MODULE(MfWfDf);
 
-/// MfWfPsd: coefs channels [0,N^2) = Rxx row-major, [N^2, N^2+N) = rss; w = solve(Rxx, rss).
+/// MfWfPsd: coefs channels [0,N^2) = Rxx row-major, [N^2, N^2+N) = rss; w = solve(Rxx, rss),
+/// shared by the C channels of spec (any B; the reference only works for B = 1).
 class MfWfPsdImpl : public torch::nn::Cloneable<MfWfPsdImpl>, public MultiFrameModule {
  public:
   explicit MfWfPsdImpl(MfWfOldOptions options);
@@ -315,7 +316,7 @@ class MfWfPsdImpl : public torch::nn::Cloneable<MfWfPsdImpl>, public MultiFrameM
 };
 TORCH_MODULE(MfWfPsd);
 
-/// MfWfC: coefs [B,N,T,num_freqs,2] are the filter itself (DF with lookahead 0).
+/// MfWfC: coefs [B,C*N,T,num_freqs,2] are the filter itself (DF with lookahead 0).
 class MfWfCImpl : public torch::nn::Cloneable<MfWfCImpl>, public MultiFrameModule {
  public:
   explicit MfWfCImpl(MfWfOldOptions options);

@@ -20,8 +20,14 @@ struct BlasInfo {
 };
 BlasInfo blas_info();
 
+/// The vendor a BLAS library path names (Debian's alternatives resolve libblas.so.3 to
+/// .../openblas-pthread/libblas.so.3, .../blis-openmp/..., or the reference .../blas/libblas.so.3).
+std::string blas_vendor_of(const std::string& library_path);
+
 /// A one-paragraph warning if LibTorch runs on the reference (netlib) BLAS, "" otherwise.
 /// Matrix work is ~40x slower there; the fix is `apt-get install libopenblas0-pthread`.
 std::string blas_warning();
+/// The same for a given BlasInfo.
+std::string blas_warning(const BlasInfo& info);
 
 }  // namespace sepmech

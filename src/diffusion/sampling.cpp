@@ -32,6 +32,11 @@ void check_state(const char* fn, const Tensor& x, const Tensor& y) {
   TORCH_CHECK(y.sizes() == x.sizes(), "sepmech::diffusion::", fn, ": y must have the shape of x ", x.sizes(),
               ", got ", y.sizes());
   TORCH_CHECK(x.device().is_cpu() && y.device().is_cpu(), "sepmech::diffusion::", fn, ": tensors must be on the CPU");
+  // A NaN/inf input would otherwise surface later as "the score function returned NaN".
+  TORCH_CHECK(kernels::all_finite(cfptr(y.contiguous()), 2 * y.numel()), "sepmech::diffusion::", fn,
+              ": y contains NaN or inf");
+  TORCH_CHECK(x.is_same(y) || kernels::all_finite(cfptr(x.contiguous()), 2 * x.numel()), "sepmech::diffusion::", fn,
+              ": x contains NaN or inf");
 }
 
 void check_t(const SDE& sde, const Tensor& t, int64_t B, const char* fn) {
@@ -59,14 +64,16 @@ Tensor as_f32(const Tensor& v) { return v.to(torch::kFloat32).contiguous(); }
 struct PredictorCoef {
   Tensor a, g, G;  // drift rate, diffusion, diffusion·√Δ
   float dt = 0;
+  int64_t N = 0;  // the step count in effect (the reference's sde.N, which get_pc_sampler(N=...) overrides)
 };
 
-PredictorCoef predictor_coef(PredictorType type, const SDE& sde, const Tensor& t, const Tensor& stepsize) {
+PredictorCoef predictor_coef(PredictorType type, const SDE& sde, const Tensor& t, const Tensor& stepsize, int64_t N) {
   PredictorCoef c;
+  c.N = N;
   c.a = as_f32(sde.drift_rate(t));
   if (type == PredictorType::kReverseDiffusion) {
     Tensor dt = stepsize.defined() && !sde.fixed_stepsize() ? stepsize.to(torch::kFloat32)
-                                                            : torch::tensor(static_cast<float>(1.0 / double(sde.N())));
+                                                            : torch::tensor(static_cast<float>(1.0 / double(N)));
     TORCH_CHECK(dt.numel() == 1, "sepmech::diffusion::predictor_step: stepsize must be a scalar, got ", dt.sizes());
     c.dt = dt.item<float>();
     TORCH_CHECK(std::isfinite(c.dt) && c.dt > 0, "sepmech::diffusion::predictor_step: stepsize must be > 0, got ",
@@ -88,7 +95,7 @@ void predictor_into(PredictorType type, const SDE& sde, const ScoreFn& score, co
     kernels::reverse_diffusion(cfptr(x), cfptr(y), cfptr(s), cfptr(z), fptr(xm), fptr(xo), B, n,
                                c.a.data_ptr<float>(), c.dt, c.G.data_ptr<float>(), 1.0f);
   } else {  // Euler–Maruyama: dt = −1/N whatever the grid
-    const double dt = -1.0 / double(sde.N());
+    const double dt = -1.0 / double(c.N);
     Tensor s = eval_score(score, x, y, t, "euler_maruyama predictor");
     Tensor z = noise.randn_like(x);
     kernels::euler_maruyama(cfptr(x), cfptr(y), cfptr(s), cfptr(z), fptr(xm), fptr(xo), B, n, c.a.data_ptr<float>(),
@@ -158,7 +165,7 @@ StepResult predictor_step(PredictorType type, const SDE& sde, const ScoreFn& sco
   if (type == PredictorType::kNone) return {x0, x0};
   Tensor x = x0.contiguous(), y = y0.contiguous();
   Tensor xm = torch::empty_like(x), xo = torch::empty_like(x);
-  predictor_into(type, sde, score, x, y, t, predictor_coef(type, sde, t, stepsize), noise, xm, xo);
+  predictor_into(type, sde, score, x, y, t, predictor_coef(type, sde, t, stepsize, sde.N()), noise, xm, xo);
   return {xo, xm};
 }
 
@@ -235,7 +242,7 @@ SampleResult pc_sample(const SDE& sde, const ScoreFn& score, const Tensor& y0, N
     if (pt == PredictorType::kNone) {
       x_mean = x;
     } else {
-      predictor_into(pt, sde, score, x, y, vec_t, predictor_coef(pt, sde, vec_t, stepsize), noise, xm, xn);
+      predictor_into(pt, sde, score, x, y, vec_t, predictor_coef(pt, sde, vec_t, stepsize, N), noise, xm, xn);
       std::swap(x, xn);
       x_mean = xm;
     }

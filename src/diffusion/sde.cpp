@@ -633,6 +633,12 @@ ScoreFn GaussianOracle::score_fn(const SDE& sde) const {
   return [self, s](const Tensor& x, const Tensor& y, const Tensor& t) { return self.score(*s, x, y, t); };
 }
 
+ScoreFn GaussianOracle::score_fn_reference(const SDE& sde) const {
+  GaussianOracle self = *this;
+  const SDE* s = &sde;
+  return [self, s](const Tensor& x, const Tensor& y, const Tensor& t) { return self.score_unfused(*s, x, y, t); };
+}
+
 namespace {
 struct OuveScalars {
   double theta, smin, smax, lam;

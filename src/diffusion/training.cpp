@@ -430,6 +430,10 @@ Tensor ScoreModel::loss(const Tensor& out, const Tensor& x_t, const Tensor& z, c
   Tensor xh_td = istft(spec_back(out.squeeze(1), so), so, len);
   Tensor x_td = istft(spec_back(x0.squeeze(1), so), so, len);
   Tensor l1 = reduce((1.0 / double(len)) * torch::abs(xh_td - x_td));
+  // Reference quirk, reproduced: it squeezes x̂ and x0 with a bare squeeze(), so for B = 1 the
+  // batch axis goes too, iSTFT returns [len] and the "mean over the batch" runs over the len
+  // samples: the time-domain term is divided by len once more.
+  if (B == 1) l1 = l1 / double(len);
   return tf + options_.l1_weight() * l1;
 }
 
@@ -446,6 +450,28 @@ TrainStep ScoreModel::step(const Tensor& x0, const Tensor& y, NoiseSource& noise
   st.forward_out = forward(st.x_t, y, st.t);
   st.loss = loss(st.forward_out, st.x_t, st.z, st.t, st.mean, x0, y);
   return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ScoreModelModule
+// ---------------------------------------------------------------------------------------------
+namespace {
+Backbone call_module(const torch::nn::AnyModule& dnn) {
+  TORCH_CHECK(!dnn.is_empty(), "sepmech::diffusion::ScoreModelModule: dnn must be a module");
+  torch::nn::AnyModule m = dnn;  // shares the module
+  return [m](const Tensor& x, const Tensor& y, const Tensor& t) mutable { return m.forward(x, y, t); };
+}
+}  // namespace
+
+ScoreModelModuleImpl::ScoreModelModuleImpl(std::shared_ptr<const SDE> sde, torch::nn::AnyModule dnn,
+                                           ScoreModelOptions options)
+    : dnn_(std::move(dnn)), model_(std::move(sde), call_module(dnn_), std::move(options)) {
+  register_module("dnn", dnn_.ptr());
+}
+
+void ScoreModelModuleImpl::pretty_print(std::ostream& stream) const {
+  stream << "sepmech::diffusion::ScoreModelModule(" << model_.sde().name() << ", " << model_.options().ToString()
+         << ")";
 }
 
 }  // namespace sepmech::diffusion

@@ -848,7 +848,14 @@ bool looks_like_torch_checkpoint(const std::uint8_t* data, std::size_t size) {
   if (size >= 4 && data[0] == 'P' && data[1] == 'K' &&
       ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6)))
     return true;
-  return size >= 2 && data[0] == 0x80;
+  // A first byte 0x80 alone says nothing: it is also how every safetensors file whose header
+  // length is 128 mod 256 begins. A legacy torch.save file starts with a pickle of its magic
+  // number 0x1950a86a20f9469cfc6c: PROTO n, (FRAME from protocol 4,) LONG1 of 10 bytes.
+  static const std::uint8_t kLegacyMagic[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+  if (size < 2 || data[0] != 0x80) return false;
+  std::size_t pos = 2;
+  if (size > pos && data[pos] == 0x95) pos += 9;  // FRAME + 8-byte length
+  return size >= pos + sizeof kLegacyMagic && std::memcmp(data + pos, kLegacyMagic, sizeof kLegacyMagic) == 0;
 }
 
 Checkpoint parse_checkpoint(const std::uint8_t* data, std::size_t size, const std::string& name) {

@@ -1,6 +1,7 @@
 #include "sepmech/io/safetensors.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -111,6 +112,10 @@ TensorFile parse_safetensors(const std::uint8_t* data, std::size_t size, const s
     if (of == entry.end() || !of->is_array() || of->size() != 2) throw where("'data_offsets' must be [begin, end]");
     const DtypeInfo* info = find_dtype(dt->get<std::string>());
     if (!info) throw where("unsupported dtype '" + dt->get<std::string>() + "'");
+    // Like the checkpoint reader: millions of size-1 dimensions fit a 100 MB header but no tensor.
+    if (sh->size() > kMaxSafetensorsDims)
+      throw where("shape has " + std::to_string(sh->size()) + " dimensions (at most " +
+                  std::to_string(kMaxSafetensorsDims) + ")");
     std::vector<int64_t> shape;
     std::uint64_t numel = 1;
     // Product of the non-zero dimensions: with a zero dimension the tensor is empty, but the
@@ -171,6 +176,13 @@ TensorFile parse_safetensors(const std::uint8_t* data, std::size_t size, const s
 }
 
 std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
+  // std::ifstream opens a directory and then reports a nonsense size (std::bad_alloc follows):
+  // refuse anything that is not a regular file (or a link to one) up front.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) throw FormatError(path, "cannot open file");
+  if (std::filesystem::is_directory(status)) throw FormatError(path, "is a directory, not a file");
+  if (!std::filesystem::is_regular_file(status)) throw FormatError(path, "is not a regular file");
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw FormatError(path, "cannot open file");
   std::streamoff len = f.tellg();
@@ -230,11 +242,18 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
   std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw FormatError(path, "cannot open for writing");
+    if (!f) throw FormatError(path, "cannot open " + tmp + " for writing");
     f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    if (!f) throw FormatError(path, "write failed");
+    f.close();
+    if (!f) {
+      std::remove(tmp.c_str());  // no half-written temporary left behind
+      throw FormatError(path, "write failed");
+    }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw FormatError(path, "cannot rename temporary file");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw FormatError(path, "cannot rename the temporary file " + tmp + " to it");
+  }
 }
 
 }  // namespace sepmech::io

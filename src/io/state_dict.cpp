@@ -69,6 +69,12 @@ LoadReport load_state_dict(torch::nn::Module& module, const std::map<std::string
     // Complex parameters may arrive as their real view and vice versa.
     if (dst.is_complex() && !s.is_complex() && s.dim() > 0 && s.size(-1) == 2) sv = torch::view_as_complex(s.contiguous());
     if (!dst.defined() || !sv.defined()) continue;
+    if (sv.is_complex() && !dst.is_complex()) {
+      // Copying would silently drop the imaginary part.
+      rep.mismatched.push_back(name + ": module holds a real " + std::string(c10::toString(dst.scalar_type())) +
+                               " tensor but file holds " + c10::toString(sv.scalar_type()));
+      continue;
+    }
     if (dst.sizes() != sv.sizes()) {
       rep.mismatched.push_back(name + ": module " + c10::str(dst.sizes()) + " vs file " + c10::str(s.sizes()));
       continue;

@@ -39,19 +39,26 @@ RegisterAdapter reg("dfop", [](const Case& c) {
   const DfMethod method = op->options.method();
   const std::string call_method = c.call.is_object() ? c.call.value("method", std::string("forward")) : "forward";
   const bool has_alpha = c.has("in.alpha");
+  const bool backward = c.has("in.grad_out.spec");
 
   if (method == DfMethod::real_one_step) {
     // The reference's per-step loop over the padded spectrum: out[:, :, t] = op(window t).
     const int64_t N = op->options.df_order(), L = op->options.df_lookahead();
-    Tensor spec = c.at("in.spec"), coefs = c.at("in.coefs");
-    Tensor alpha = has_alpha ? c.at("in.alpha") : Tensor();
+    Tensor spec = input(c, "in.spec", backward), coefs = input(c, "in.coefs", backward);
+    Tensor alpha = has_alpha ? input(c, "in.alpha", backward) : Tensor();
     Tensor padded = spec_pad(spec, N, L, 2);
     std::vector<Tensor> frames;
     for (int64_t t = 0; t < spec.size(2); ++t)
       frames.push_back(op->forward(padded.narrow(2, t, N), coefs.narrow(1, t, 1),
                                    alpha.defined() ? alpha.narrow(1, t, 1) : Tensor()));
-    out["out.spec"] = torch::stack(frames, 2);
+    Tensor y = torch::stack(frames, 2);
+    out["out.spec"] = y;
     out["mid.spec_padded"] = padded;
+    if (backward && backward_with_cotangents(c, {{"spec", y}})) {
+      out["grad.in.spec"] = spec.grad();
+      out["grad.in.coefs"] = coefs.grad();
+      if (alpha.defined()) out["grad.in.alpha"] = alpha.grad();
+    }
     return out;
   }
 
@@ -73,7 +80,6 @@ RegisterAdapter reg("dfop", [](const Case& c) {
   }
 
   if (call_method != "forward") throw Unsupported("dfop: unsupported call method '" + call_method + "'");
-  const bool backward = c.has("in.grad_out.spec");
   Tensor spec = input(c, "in.spec", backward), coefs = input(c, "in.coefs", backward);
   Tensor alpha = has_alpha ? input(c, "in.alpha", backward) : Tensor();
   Tensor y = op->forward(spec, coefs, alpha);

@@ -95,7 +95,7 @@ Outputs run_sde(const Case& c) {
   } else if (kind == "sde_reverse") {
     GaussianOracle oracle = oracle_of(c);
     const bool pf = c.call.value("probability_flow", false);
-    ReverseSDE rsde = sde->reverse(oracle.score_fn(*sde), pf);
+    ReverseSDE rsde = sde->reverse(oracle.score_fn_reference(*sde), pf);
     const auto &x = c.at("in.x"), &y = c.at("in.y"), &t = c.at("in.t");
     auto [drift, diffusion] = rsde.sde(x, y, t);
     auto [rev_f, rev_G] = rsde.discretize(x, y, t, c.has("in.stepsize") ? c.at("in.stepsize") : torch::Tensor());
@@ -116,53 +116,83 @@ Backbone toy_backbone(const torch::Tensor& w) {
   };
 }
 
+// A string option of the reference (JSON null, e.g. `network_scaling: None`, means its default).
+std::string str_or(const nlohmann::json& v, const std::string& fallback) {
+  return v.is_null() ? fallback : v.get<std::string>();
+}
+
+// ScoreModel options from the reference's keyword arguments (`model_kwargs`, or the loss keys of a
+// dsm_given_score call) and the data module's STFT settings (`data_kwargs`).
+void apply_model_kwargs(ScoreModelOptions& o, const nlohmann::json& kw, bool ignore_unknown) {
+  for (auto& [k, v] : kw.items()) {
+    if (k == "t_eps") o.t_eps(v.get<double>());
+    else if (k == "loss_type") o.loss_type(str_or(v, "score_matching"));
+    else if (k == "loss_weighting") o.loss_weighting(str_or(v, "sigma^2"));
+    else if (k == "network_scaling") o.network_scaling(str_or(v, ""));
+    else if (k == "c_in") o.c_in(str_or(v, "1"));
+    else if (k == "c_out") o.c_out(str_or(v, "1"));
+    else if (k == "c_skip") o.c_skip(str_or(v, "0"));
+    else if (k == "sigma_data") o.sigma_data(v.get<double>());
+    else if (k == "l1_weight") o.l1_weight(v.get<double>());
+    else if (k == "pesq_weight") {
+      if (!v.is_null() && v.get<double>() != 0) throw Unsupported("pesq_weight != 0 (PESQ loss not implemented)");
+    } else if (k == "lr" || k == "ema_decay" || k == "num_eval_files" || k == "eval_start" || k == "sr") {
+      // optimiser / evaluation settings: no effect on one training step
+    } else if (!ignore_unknown) {
+      throw Unsupported("model_kwargs key '" + k + "'");
+    }
+  }
+}
+
+void apply_data_kwargs(ScoreModelOptions& o, const Case& c) {
+  if (!c.config.contains("data_kwargs")) return;
+  const auto& d = c.config["data_kwargs"];
+  SpecOptions so;
+  so.n_fft(d.value("n_fft", so.n_fft()))
+      .hop_length(d.value("hop_length", so.hop_length()))
+      .window(d.value("window", so.window()))
+      .spec_factor(d.value("spec_factor", so.spec_factor()))
+      .spec_abs_exponent(d.value("spec_abs_exponent", so.spec_abs_exponent()))
+      .transform_type(d.value("transform_type", so.transform_type()));
+  o.spec(so);
+  o.num_frames(d.value("num_frames", o.num_frames()));
+}
+
+// sgmse's ScoreModel.forward has two conventions: "ncsnpp_v2" (scalings, loss-type outputs) and
+// every other backbone (ncsnpp, ncsnpp_48k, dcunet): score = −dnn(cat([x_t, y]), t).
+std::string backbone_convention(const std::string& name) {
+  if (name == "ncsnpp_v2") return name;
+  if (name == "ncsnpp" || name == "ncsnpp_48k" || name == "dcunet") return "ncsnpp";
+  throw Unsupported("backbone '" + name + "'");
+}
+
 Outputs run_train(const Case& c) {
   auto sde = sde_of(c);
   const std::string kind = kind_of(c);
   Outputs out;
   NoiseSource noise = replay_of(c);
   if (kind == "dsm_given_score") {
-    const std::string lt = c.call.value("loss_type", "score_matching"), lw = c.call.value("loss_weighting", "sigma^2");
-    if (lt != "score_matching") throw Unsupported("dsm case with loss_type " + lt);
+    const std::string lt = str_or(c.call.value("loss_type", nlohmann::json()), "score_matching");
+    const std::string lw = str_or(c.call.value("loss_weighting", nlohmann::json()), "sigma^2");
+    const double t_eps = c.call.value("t_eps", 0.03);
     torch::Tensor score = c.at("in.score");
-    ScoreFn given = [&](const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) { return score; };
-    if (lw == "sigma^2" || lw == "mse") {
-      TrainStep st = dsm_step(*sde, given, c.at("in.x"), c.at("in.y"), noise, c.call.value("t_eps", 0.03));
+    if (lt == "score_matching" && (lw == "sigma^2" || lw == "mse")) {
+      ScoreFn given = [&](const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) { return score; };
+      TrainStep st = dsm_step(*sde, given, c.at("in.x"), c.at("in.y"), noise, t_eps);
       out["out.loss"] = st.loss;
-    } else {  // other weightings through ScoreModel's loss with the given score as forward_out
-      ScoreModel m(sde, given, ScoreModelOptions().loss_weighting(lw).t_eps(c.call.value("t_eps", 0.03)));
-      TrainStep st = m.step(c.at("in.x"), c.at("in.y"), noise);
-      out["out.loss"] = m.loss(score, st.x_t, st.z, st.t, st.mean, c.at("in.x"), c.at("in.y"));
+    } else {  // other loss types / weightings: ScoreModel's loss with forward() returning in.score
+      ScoreModelOptions o;
+      o.backbone("ncsnpp");  // forward = −backbone
+      apply_model_kwargs(o, c.call, /*ignore_unknown=*/true);
+      apply_data_kwargs(o, c);
+      ScoreModel m(sde, [&](const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) { return -score; }, o);
+      out["out.loss"] = m.step(c.at("in.x"), c.at("in.y"), noise).loss;
     }
   } else if (kind == "train_step") {
     ScoreModelOptions o;
-    o.backbone(c.config.value("backbone", "ncsnpp"));
-    for (auto& [k, v] : c.config["model_kwargs"].items()) {
-      if (k == "t_eps") o.t_eps(v.get<double>());
-      else if (k == "loss_type") o.loss_type(v.get<std::string>());
-      else if (k == "loss_weighting") o.loss_weighting(v.get<std::string>());
-      else if (k == "network_scaling") o.network_scaling(v.get<std::string>());
-      else if (k == "c_in") o.c_in(v.get<std::string>());
-      else if (k == "c_out") o.c_out(v.get<std::string>());
-      else if (k == "c_skip") o.c_skip(v.get<std::string>());
-      else if (k == "sigma_data") o.sigma_data(v.get<double>());
-      else if (k == "l1_weight") o.l1_weight(v.get<double>());
-      else if (k == "pesq_weight") {
-        if (v.get<double>() != 0) throw Unsupported("pesq_weight != 0 (PESQ loss not implemented)");
-      } else throw Unsupported("model_kwargs key '" + k + "'");
-    }
-    if (c.config.contains("data_kwargs")) {
-      const auto& d = c.config["data_kwargs"];
-      SpecOptions so;
-      so.n_fft(d.value("n_fft", so.n_fft()))
-          .hop_length(d.value("hop_length", so.hop_length()))
-          .window(d.value("window", so.window()))
-          .spec_factor(d.value("spec_factor", so.spec_factor()))
-          .spec_abs_exponent(d.value("spec_abs_exponent", so.spec_abs_exponent()))
-          .transform_type(d.value("transform_type", so.transform_type()));
-      o.spec(so);
-      o.num_frames(d.value("num_frames", o.num_frames()));
-    }
+    o.backbone(backbone_convention(c.config.value("backbone", "ncsnpp")));
+    if (c.config.contains("model_kwargs")) apply_model_kwargs(o, c.config["model_kwargs"], /*ignore_unknown=*/false);
+    apply_data_kwargs(o, c);
     torch::Tensor w = c.at("param.dnn.w").clone().set_requires_grad(true);
     ScoreModel model(sde, toy_backbone(w), o);
     TrainStep st = model.step(c.at("in.x"), c.at("in.y"), noise);
@@ -184,14 +214,14 @@ Outputs run_sampler(const Case& c) {
   if (kind == "predictor_step") {
     GaussianOracle oracle = oracle_of(c);
     auto [x, xm] = predictor_step(parse_predictor(c.call.at("predictor").get<std::string>()), *sde,
-                                  oracle.score_fn(*sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
+                                  oracle.score_fn_reference(*sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
                                   c.has("in.stepsize") ? c.at("in.stepsize") : torch::Tensor(), noise);
     out["out.x"] = x;
     out["out.x_mean"] = xm;
   } else if (kind == "corrector_step") {
     GaussianOracle oracle = oracle_of(c);
     auto [x, xm] = corrector_step(parse_corrector(c.call.at("corrector").get<std::string>()), *sde,
-                                  oracle.score_fn(*sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
+                                  oracle.score_fn_reference(*sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
                                   c.call.value("snr", 0.1), c.call.value("n_steps", int64_t(1)), noise);
     out["out.x"] = x;
     out["out.x_mean"] = xm;
@@ -206,7 +236,7 @@ Outputs run_sampler(const Case& c) {
         .denoise(c.call.value("denoise", true))
         .eps(c.call.value("eps", 0.03))
         .N(c.call.value("N", int64_t(0)));
-    SampleResult r = pc_sample(*sde, oracle.score_fn(*sde), c.at("in.y"), noise, o);
+    SampleResult r = pc_sample(*sde, oracle.score_fn_reference(*sde), c.at("in.y"), noise, o);
     out["out.x_result"] = r.x;
     out["out.nfe"] = torch::tensor(r.nfe, torch::kLong);
   } else if (kind == "ode_sampler") {
@@ -215,7 +245,7 @@ Outputs run_sampler(const Case& c) {
     ODESamplerOptions o;
     o.rtol(c.call.value("rtol", 1e-5)).atol(c.call.value("atol", 1e-5)).eps(c.call.value("eps", 0.03));
     o.denoise(c.call.value("denoise", false));
-    SampleResult r = ode_sample(*sde, oracle.score_fn(*sde), c.at("in.y"), noise, o);
+    SampleResult r = ode_sample(*sde, oracle.score_fn_reference(*sde), c.at("in.y"), noise, o);
     out["out.x"] = r.x;
     out["out.nfe"] = torch::tensor(r.nfe, torch::kLong);
   } else if (kind == "sb_sampler") {
@@ -225,7 +255,8 @@ Outputs run_sampler(const Case& c) {
     SBSamplerOptions o;
     o.sampler_type(c.call.value("sampler_type", "ode"))
         .eps(c.call.value("eps", 1e-4))
-        .N(c.call.value("N", int64_t(0)));
+        .N(c.call.value("N", int64_t(0)))
+        .n_steps_returned(c.call.value("n_steps", int64_t(50)));
     SampleResult r = sb_sample(
         *sb,
         [&](const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t) {
@@ -247,12 +278,13 @@ Outputs run_spec(const Case& c) {
   if (kind == "spec_transform") {
     const auto& d = c.config.at("data_kwargs");
     SpecOptions so;
-    so.n_fft(d.at("n_fft").get<int64_t>())
-        .hop_length(d.at("hop_length").get<int64_t>())
-        .window(d.at("window").get<std::string>())
-        .spec_factor(d.at("spec_factor").get<double>())
-        .spec_abs_exponent(d.at("spec_abs_exponent").get<double>())
-        .transform_type(d.at("transform_type").get<std::string>());
+    // The data module's defaults where the file does not say (e.g. no exponent for "log").
+    so.n_fft(d.value("n_fft", so.n_fft()))
+        .hop_length(d.value("hop_length", so.hop_length()))
+        .window(d.value("window", so.window()))
+        .spec_factor(d.value("spec_factor", so.spec_factor()))
+        .spec_abs_exponent(d.value("spec_abs_exponent", so.spec_abs_exponent()))
+        .transform_type(d.value("transform_type", so.transform_type()));
     const torch::Tensor& wav = c.at("in.wav");
     torch::Tensor X = stft(wav, so);
     torch::Tensor Y = spec_fwd(X, so);

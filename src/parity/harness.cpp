@@ -18,11 +18,18 @@ std::map<std::string, Adapter>& registry() {
 double parse_double(const Case& c, const std::string& key, double fallback) {
   auto it = c.meta.find(key);
   if (it == c.meta.end()) return fallback;
+  // The whole text must be one finite, non-negative number ("1e-5x" or "-1" is a broken file,
+  // not a tolerance of 1e-5 or one that fails every element).
+  double v = 0;
+  std::size_t used = 0;
   try {
-    return std::stod(it->second);
+    v = std::stod(it->second, &used);
   } catch (...) {
-    throw std::runtime_error("metadata '" + key + "' is not a number: '" + it->second + "'");
+    used = 0;
   }
+  if (used == 0 || used != it->second.size() || !std::isfinite(v) || v < 0)
+    throw std::runtime_error("metadata '" + key + "' must be a finite non-negative number, got '" + it->second + "'");
+  return v;
 }
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }

@@ -40,7 +40,8 @@ torch::Tensor input(const Case& c, const std::string& name, bool grad) {
 /// out.spec plus every grad.in.* the file holds.
 template <typename Fn>
 Outputs run_module(const Case& c, const std::vector<std::string>& names, Fn&& fn) {
-  const bool backward = c.call.is_object() && c.call.value("backward", false);
+  // A case is a backward case when its call says so or when it carries a cotangent.
+  const bool backward = (c.call.is_object() && c.call.value("backward", false)) || c.has("in.grad_out.spec");
   std::map<std::string, torch::Tensor> ins;
   for (const auto& n : names) ins[n] = input(c, n, backward);
   auto y = fn(ins);
@@ -91,6 +92,15 @@ Outputs run(const Case& c) {
       CRM m(CRMOptions(cfg.need<int64_t>("num_freqs"))
                 .frame_size(cfg.get<int64_t>("frame_size", 1))
                 .lookahead(cfg.get<int64_t>("lookahead", 0)));
+      m->train(training);
+      return run_module(c, {"spec", "coefs"}, [&](auto& in) { return m->forward(in["spec"], in["coefs"]); });
+    }
+    if (contains(ref, "->DF.forward_impl")) {
+      // The 2022 DF: the base class padded causally whatever the lookahead, so it is DF with L = 0.
+      Config cfg(c.config, {"num_freqs", "frame_size", "lookahead", "conj"});
+      DF m(DFOptions(cfg.need<int64_t>("num_freqs"), cfg.need<int64_t>("frame_size"))
+               .lookahead(0)
+               .conj(cfg.get<bool>("conj", false)));
       m->train(training);
       return run_module(c, {"spec", "coefs"}, [&](auto& in) { return m->forward(in["spec"], in["coefs"]); });
     }

@@ -47,8 +47,18 @@ bool get_bool(const json& cfg, std::initializer_list<const char*> names, bool de
   throw Unsupported("osa: config flag is not a boolean: " + v->dump());
 }
 
+/// The backbone's cfg.MODEL.VOVNET node when the config holds a (dumped) detectron2 cfg: its
+/// entries win over same-named ones elsewhere in the cfg (e.g. MODEL.FPN.NORM = "").
+const json* vovnet_node(const json& cfg) {
+  const json* v = find_deep(cfg, {"VOVNET"});
+  return v && v->is_object() ? v : nullptr;
+}
+
 sepmech::NormKind get_norm(const json& cfg, sepmech::NormKind def) {
-  const json* v = find_deep(cfg, {"_NORM", "NORM", "norm"});
+  const json* v = find_key(cfg, {"_NORM", "NORM", "norm"});
+  if (!v)
+    if (const json* vov = vovnet_node(cfg)) v = find_key(*vov, {"NORM"});
+  if (!v) v = find_deep(cfg, {"_NORM", "NORM", "norm"});
   if (!v) return def;
   if (!v->is_string()) throw Unsupported("osa: config norm is not a string: " + v->dump());
   try {
@@ -69,7 +79,9 @@ sepmech::VoVNetSpec backbone_spec(const Case& c, const std::map<std::string, tor
   const json& cfg = c.config;
   sepmech::VoVNetSpec s;
   bool have = false;
-  if (const json* n = find_deep(cfg, {"CONV_BODY", "conv_body", "spec_name"}); n && n->is_string()) {
+  const json* n = vovnet_node(cfg) ? find_key(*vovnet_node(cfg), {"CONV_BODY"}) : nullptr;
+  if (!n) n = find_deep(cfg, {"CONV_BODY", "conv_body", "spec_name"});
+  if (n && n->is_string()) {
     try {  // a custom (e.g. tiny) spec name is not in the table: its widths come from below
       s = sepmech::VoVNetSpec::named(n->get<std::string>());
       have = true;
@@ -113,6 +125,15 @@ sepmech::VoVNetSpec backbone_spec(const Case& c, const std::map<std::string, tor
   return s;
 }
 
+/// Module::to(dtype) would also turn num_batches_tracked into a floating tensor.
+void to_float_dtype(torch::nn::Module& m, torch::ScalarType dtype) {
+  torch::NoGradGuard ng;
+  for (auto& p : m.parameters())
+    if (p.is_floating_point() && p.scalar_type() != dtype) p.set_data(p.to(dtype));
+  for (auto& b : m.buffers())
+    if (b.is_floating_point() && b.scalar_type() != dtype) b.set_data(b.to(dtype));
+}
+
 void load(torch::nn::Module& m, const Case& c) {
   sepmech::io::load_state_dict(m, c.with_prefix("param."));
 }
@@ -153,7 +174,11 @@ Outputs run(const Case& c) {
       !is_stage && (cls.rfind("VoVNet", 0) == 0 || (cls.rfind("_OSA_module", 0) != 0 && find_deep(cfg, {"stem", "CONV_BODY"})));
   const auto params = c.with_prefix("param.");
 
-  torch::Tensor x = c.at("in.x").to(torch::kFloat).clone();
+  // The module runs in the case's dtype (float32 goldens; float64 ones too).
+  const torch::Tensor& x_file = c.at("in.x");
+  if (!x_file.is_floating_point()) throw Unsupported("osa: in.x must be floating point");
+  const auto dtype = x_file.scalar_type();
+  torch::Tensor x = x_file.clone();
   if (backward) x.requires_grad_(true);
 
   std::shared_ptr<torch::nn::Module> module;
@@ -166,8 +191,10 @@ Outputs run(const Case& c) {
     if (const json* v = find_deep(cfg, {"input_ch", "in_ch", "in_channels"}); v && v->is_number_integer())
       input_ch = v->get<int64_t>();
     std::vector<std::string> feats;
-    if (const json* v = find_deep(cfg, {"out_features", "OUT_FEATURES"}); v && v->is_array())
-      feats = v->get<std::vector<std::string>>();
+    const json* of = find_key(cfg, {"out_features", "OUT_FEATURES"});
+    if (!of && vovnet_node(cfg)) of = find_key(*vovnet_node(cfg), {"OUT_FEATURES"});
+    if (!of) of = find_deep(cfg, {"out_features", "OUT_FEATURES"});
+    if (of && of->is_array()) feats = of->get<std::vector<std::string>>();
     if (feats.empty())
       for (const auto& [k, t] : c.with_prefix("out."))
         if (k.rfind("state.", 0) != 0) feats.push_back(k);
@@ -175,6 +202,7 @@ Outputs run(const Case& c) {
                                                          .input_ch(input_ch)
                                                          .out_features(feats)
                                                          .norm(effective_norm(get_norm(cfg, sepmech::NormKind::FrozenBatchNorm), params)));
+    to_float_dtype(*net, dtype);
     load(*net, c);
     set_mode(*net);
     outputs = net->forward(x);
@@ -189,6 +217,7 @@ Outputs run(const Case& c) {
             .depthwise(get_bool(cfg, {"depthwise", "dw"}, false))
             .ese(!is_v1)
             .norm(effective_norm(get_norm(cfg, sepmech::NormKind::BatchNorm), params)));
+    to_float_dtype(*st, dtype);
     load(*st, c);
     set_mode(*st);
     outputs["y"] = st->forward(x);
@@ -208,6 +237,7 @@ Outputs run(const Case& c) {
         .ese(!is_v1)  // SE is ignored by the V2 reference: eSE is always applied
         .norm(effective_norm(get_norm(cfg, sepmech::NormKind::BatchNorm), params));
     auto blk = std::make_shared<sepmech::OSABlockImpl>(o);
+    to_float_dtype(*blk, dtype);
     load(*blk, c);
     set_mode(*blk);
     // A (B, C, 1, T) case runs through the 1-D form: it must equal the 2-D block on H = 1.

@@ -62,7 +62,12 @@ Outputs run(const Case& c) {
   const torch::Tensor& x0 = c.at("in." + input_name);
   const auto params = c.with_prefix("param.");
   for (size_t i = 0; i < layers.size(); ++i) {
-    layers[i]->to(x0.scalar_type());
+    {  // the case's float dtype; integer buffers (bN's num_batches_tracked) stay int64
+      torch::NoGradGuard ng;
+      for (auto& p : layers[i]->parameters()) p.set_data(p.to(x0.scalar_type()));
+      for (auto& b : layers[i]->buffers())
+        if (b.is_floating_point()) b.set_data(b.to(x0.scalar_type()));
+    }
     if (params.empty()) throw Unsupported("tac case has no param.* tensors");
     sepmech::io::load_state_dict(*layers[i], params, key_maps[i]);
     if (mode == "train")
@@ -75,7 +80,13 @@ Outputs run(const Case& c) {
   for (const auto& k : c.expected_keys()) wants_grad = wants_grad || k.rfind("grad.", 0) == 0;
   torch::Tensor x = x0.clone();
   if (wants_grad) x.requires_grad_(true);
-  const torch::Tensor counts = c.has("in." + count_name) ? c.at("in." + count_name) : torch::Tensor();
+  torch::Tensor counts = c.has("in." + count_name) ? c.at("in." + count_name) : torch::Tensor();
+  if (!counts.defined() && c.call.is_object() && c.call.contains("kwargs") && c.call["kwargs"].is_object()) {
+    // counts given as a plain list in the call's kwargs instead of an in.* tensor
+    const auto& kw = c.call["kwargs"];
+    if (kw.contains(count_name) && kw[count_name].is_array())
+      counts = torch::tensor(kw[count_name].get<std::vector<int64_t>>(), torch::kLong);
+  }
 
   torch::Tensor y = x;
   for (auto& layer : layers) y = layer->forward(y, counts);

@@ -166,6 +166,9 @@ TEST(Checkpoint, LegacyFormatIsRefusedWithHowToResave) {
 TEST(Checkpoint, MissingFileNamesIt) {
   std::string msg = format_error([] { sepmech::io::load_checkpoint(kDir + "no_such_file.pt"); });
   EXPECT_NE(msg.find("no_such_file.pt"), std::string::npos) << msg;
+  // A directory is refused by name (it used to surface as std::bad_alloc).
+  std::string dir_msg = format_error([] { sepmech::io::load_checkpoint(kDir); });
+  EXPECT_EQ(dir_msg.rfind(kDir + ": is a directory", 0), 0u) << dir_msg;
 }
 
 // --- hand-made archives: the valid baseline, then one defect at a time ------------------------
@@ -394,4 +397,27 @@ TEST(CheckpointMalformed, ParameterAndRepeatedKeys) {
   ASSERT_EQ(c.tensors.size(), 1u);
   EXPECT_EQ(c.tensors.at("p").dim(), 0);
   EXPECT_EQ(c.tensors.at("p").item<float>(), 4.5f);
+}
+
+TEST(Checkpoint, SniffingTellsCheckpointsFromSafetensorsOfAnyHeaderLength) {
+  auto sniff = [](const std::string& b) {
+    return sepmech::io::looks_like_torch_checkpoint(reinterpret_cast<const std::uint8_t*>(b.data()), b.size());
+  };
+  EXPECT_TRUE(sniff(read_file(kDir + "state_dict.pt")));
+  EXPECT_TRUE(sniff(read_file(kDir + "lightning.ckpt")));
+  EXPECT_TRUE(sniff(read_file(kDir + "legacy.pt")));  // protocol 2: PROTO, LONG1 magic
+  // torch.save(..., _use_new_zipfile_serialization=False, pickle_protocol=4) starts with a FRAME.
+  const std::string proto4("\x80\x04\x95\x0d\x00\x00\x00\x00\x00\x00\x00\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e", 24);
+  EXPECT_TRUE(sniff(proto4));
+  EXPECT_FALSE(sniff(proto4.substr(0, 20)));  // cut inside the magic number
+  // Header lengths padded to multiples of 8 put 0x80 first in 1 of every 32 safetensors files;
+  // the first byte alone used to make `sepmech info` call them legacy checkpoints.
+  for (std::size_t pad = 0; pad < 600; ++pad) {
+    auto bytes = sepmech::io::serialize_safetensors({{"w", torch::ones({2})}}, {{"pad", std::string(pad, 'x')}});
+    std::string b(bytes.begin(), bytes.end());
+    ASSERT_FALSE(sniff(b)) << "header length " << (static_cast<unsigned>(bytes[0]) | bytes[1] << 8);
+  }
+  EXPECT_FALSE(sniff(std::string("\x80\x02}q\x00.", 6)));  // a pickle, but not torch.save's
+  EXPECT_FALSE(sniff(""));
+  EXPECT_FALSE(sniff("PK"));
 }

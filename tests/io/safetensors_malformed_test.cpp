@@ -119,6 +119,17 @@ TEST(SafetensorsMalformed, HugeShapesWhoseProductOverflows) {
                   "overflows");
 }
 
+TEST(SafetensorsMalformed, TooManyDimensions) {
+  std::string ones = "1";
+  for (int k = 1; k < 65; ++k) ones += ",1";  // 65 dimensions of size 1: 4 bytes of F32
+  EXPECT_ST_ERROR(st_file(R"({"a":{"dtype":"F32","shape":[)" + ones + R"(],"data_offsets":[0,4]}})", kEight.substr(0, 4)),
+                  "tensor 'a'", "65 dimensions (at most 64)");
+  std::string ok = "1";
+  for (int k = 1; k < 64; ++k) ok += ",1";
+  auto f = st_file(R"({"a":{"dtype":"F32","shape":[)" + ok + R"(],"data_offsets":[0,4]}})", kEight.substr(0, 4));
+  EXPECT_EQ(sepmech::io::parse_safetensors(reinterpret_cast<const std::uint8_t*>(f.data()), f.size()).tensors.at("a").dim(), 64);
+}
+
 TEST(SafetensorsMalformed, OffsetsOutOfRange) {
   EXPECT_ST_ERROR(st_file(R"({"a":{"dtype":"I32","shape":[2],"data_offsets":[8,16]}})", kEight), "tensor 'a'",
                   "end 16 is past the data section (8 bytes)");
@@ -182,4 +193,52 @@ TEST(SafetensorsMalformed, SaveRoundTripThroughAFile) {
   EXPECT_TRUE(back.tensors.at("x").equal(torch::arange(3, torch::kInt16)));
   EXPECT_EQ(back.metadata.at("module"), "demo");
   EXPECT_EQ(back.metadata.at("complex"), "c");
+}
+
+TEST(SafetensorsMalformed, DirectoriesAndSpecialFilesAreRefusedNotAllocated) {
+  // std::ifstream opens a directory and reports a size of ~2^63: reading "it" used to end in
+  // std::bad_alloc (and `sepmech info DIR` printed "error: std::bad_alloc").
+  namespace fs = std::filesystem;
+  const std::string dir = fs::temp_directory_path().string();
+  for (auto load : {+[](const std::string& p) { sepmech::io::load_safetensors(p); },
+                    +[](const std::string& p) { (void)sepmech::io::read_file_bytes(p); }}) {
+    try {
+      load(dir);
+      ADD_FAILURE() << "no error for a directory";
+    } catch (const FormatError& e) {
+      EXPECT_EQ(e.file(), dir);
+      EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "expected a FormatError, got: " << e.what();
+    }
+  }
+  try {
+    sepmech::io::load_safetensors("/dev/null");
+    ADD_FAILURE() << "no error for /dev/null";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("/dev/null: "), std::string::npos) << e.what();
+  }
+}
+
+TEST(SafetensorsMalformed, FailedSaveNamesTheFileAndLeavesNoTemporary) {
+  namespace fs = std::filesystem;
+  // The target is an existing directory: writing the temporary works, renaming over it cannot.
+  fs::path dir = fs::temp_directory_path() / ("sepmech_save_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "target.safetensors");
+  try {
+    sepmech::io::save_safetensors((dir / "target.safetensors").string(), {{"x", torch::ones({2})}});
+    ADD_FAILURE() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_EQ(e.file(), (dir / "target.safetensors").string());
+    EXPECT_NE(std::string(e.what()).find("cannot rename"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "target.safetensors.tmp"));
+  // A directory that does not exist: the temporary cannot even be opened.
+  try {
+    sepmech::io::save_safetensors((dir / "no_such_dir" / "x.safetensors").string(), {{"x", torch::ones({2})}});
+    ADD_FAILURE() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot open"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
 }

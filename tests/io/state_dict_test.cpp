@@ -159,3 +159,20 @@ TEST(StateDict, StateDictRoundTrip) {
   EXPECT_EQ(sd.size(), 3u);
   EXPECT_FALSE(sd.at("lin.weight").requires_grad());
 }
+
+TEST(StateDict, ComplexSourceIntoARealParameterIsAMismatch) {
+  // Copying complex into real would silently drop the imaginary part.
+  Net net;
+  auto src = good_weights();
+  src["lin.bias"] = torch::complex(torch::tensor({-1.0f, 1.0f}), torch::tensor({0.5f, 0.0f}));
+  auto before = net.lin->bias.clone();
+  try {
+    sepmech::io::load_state_dict(net, src);
+    ADD_FAILURE() << "no error";
+  } catch (const StateDictError& e) {
+    ASSERT_EQ(e.report().mismatched.size(), 1u) << e.what();
+    EXPECT_NE(e.report().mismatched[0].find("lin.bias"), std::string::npos) << e.what();
+    EXPECT_NE(e.report().mismatched[0].find("ComplexFloat"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(net.lin->bias.equal(before)) << "nothing may be loaded when there is a mismatch";
+}

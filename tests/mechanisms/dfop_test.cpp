@@ -566,6 +566,9 @@ TEST(StreamingDeepFilterErrors, BadShapesAndArguments) {
   auto frame = torch::randn({2, 10, 2}), h = torch::randn({2, 3, 4, 2});
   expect_error([&] { sdf->step(torch::randn({3, 10, 2}), h, Tensor(), st); }, "frame_spec must be [B,F,2]");
   expect_error([&] { sdf->step(frame, torch::randn({2, 4, 3, 2}), Tensor(), st); }, "frame_coefs must be");
+  // Wrong rank with the right element count: the named message, not a dimension-index error.
+  expect_error([&] { sdf->step(torch::randn({40}), h, Tensor(), st); }, "frame_spec must be [B,F,2]");
+  expect_error([&] { sdf->step(frame, torch::randn({48}), Tensor(), st); }, "frame_coefs must be");
   expect_error([&] { sdf->step(frame, h, torch::rand({3}), st); }, "alpha must have B = 2");
   sepmech::StreamingDeepFilterState empty;
   expect_error([&] { sdf->step(frame, h, Tensor(), empty); }, "not initialised");

@@ -256,6 +256,88 @@ TEST(DiffusionTraining, GradientsReachTheBackboneForEveryLoss) {
   }
 }
 
+// The reference squeezes x̂ and x0 with a bare squeeze(): for B = 1 the batch axis goes too and
+// its time-domain L1 term ends up divided by the length once more. With the example duplicated
+// (B = 2) the time-frequency term is unchanged and the L1 term is the plain one.
+TEST(DiffusionTraining, DataPredictionL1TermOfASingleExampleIsDividedByTheLengthAgain) {
+  auto sb = std::make_shared<SBVESDE>();
+  const int64_t frames = 6, hop = 4, len = (frames - 1) * hop;
+  Tensor x0 = crandn({1, 1, 8, frames}, 41), xh = crandn({1, 1, 8, frames}, 42);
+  Tensor t1 = torch::tensor({0.4f}), t2 = torch::tensor({0.4f, 0.4f});
+  auto loss_of = [&](double l1_weight, int64_t B) {
+    ScoreModel m(sb, [](const Tensor& x, const Tensor&, const Tensor&) { return x; },
+                 ScoreModelOptions().backbone("ncsnpp_v2").loss_type("data_prediction").l1_weight(l1_weight)
+                     .num_frames(frames).spec(SpecOptions().n_fft(14).hop_length(hop)));
+    Tensor a = B == 1 ? xh : torch::cat({xh, xh}), b = B == 1 ? x0 : torch::cat({x0, x0});
+    return m.loss(a, a, a, B == 1 ? t1 : t2, a, b).item<double>();
+  };
+  const double tf1 = loss_of(0, 1), tf2 = loss_of(0, 2);
+  EXPECT_NEAR(tf1, tf2, 1e-6 * tf2);
+  const double l1_single = loss_of(1, 1) - tf1, l1_batch = loss_of(1, 2) - tf2;
+  ASSERT_GT(l1_batch, 0);
+  EXPECT_NEAR(l1_single * double(len), l1_batch, 1e-4 * l1_batch);
+}
+
+// The parity adapters' oracle must round like the reference's op-by-op float32 formula (RK45's
+// evaluation count depends on it); the fused oracle may differ only in the last bits.
+TEST(DiffusionAnalytic, ReferenceOracleIsTheOpByOpFormula) {
+  OUVESDE sde(OUVESDEOptions::preset_48k());
+  Tensor x = crandn({2, 1, 8, 6}, 43), y = crandn({2, 1, 8, 6}, 44), t = torch::tensor({0.031f, 0.77f});
+  const GaussianOracle o{{0.1, -0.05}, 0.5};
+  Tensor a = torch::exp(-2.0 * t).reshape({-1, 1, 1, 1});
+  Tensor m = a * torch::full({}, c10::complex<float>(0.1f, -0.05f), torch::kComplexFloat) + (1 - a) * y;
+  Tensor v = a.pow(2) * 0.5 + sde.std(t).reshape({-1, 1, 1, 1}).pow(2);
+  Tensor want = -(x - m) / v;
+  EXPECT_TRUE(torch::equal(o.score_fn_reference(sde)(x, y, t), want));
+  EXPECT_TRUE(torch::allclose(o.score_fn(sde)(x, y, t), want, 1e-5, 1e-6));
+}
+
+// A toy backbone module with the reference's parameter name: w0·x + w1·y + w2·t.
+struct ToyDnnImpl : torch::nn::Module {
+  ToyDnnImpl() {
+    w = register_parameter("w", torch::tensor({c10::complex<float>(0.3f, 0.1f), c10::complex<float>(-0.2f, 0.f),
+                                               c10::complex<float>(0.05f, 0.02f)}));
+  }
+  Tensor forward(const Tensor& x, const Tensor& y, const Tensor& t) {
+    return w[0] * x + w[1] * y + w[2] * t.reshape({-1, 1, 1, 1});
+  }
+  Tensor w;
+};
+TORCH_MODULE(ToyDnn);
+
+TEST(DiffusionTraining, ModuleInterfaceExposesTheBackboneAndMatchesTheCallable) {
+  auto sde = std::make_shared<OUVESDE>();
+  const auto o = ScoreModelOptions().backbone("ncsnpp_v2").c_in("edm").c_out("edm").c_skip("edm");
+  ScoreModelModule module(sde, ToyDnn(), o);
+  auto named = module->named_parameters();
+  ASSERT_EQ(named.size(), 1u);
+  ASSERT_TRUE(named.contains("dnn.w"));
+  Tensor x0 = crandn({2, 1, 8, 6}, 51), y = crandn({2, 1, 8, 6}, 52);
+  NoiseSource n1(gen(9)), n2(gen(9));
+  TrainStep st = module->step(x0, y, n1);
+  st.loss.backward();
+  // The same step through the callable ScoreModel with the same weights.
+  Tensor w = named["dnn.w"].detach().clone().requires_grad_(true);
+  ScoreModel plain(sde, [w](const Tensor& x, const Tensor& yy, const Tensor& t) {
+    return w[0] * x + w[1] * yy + w[2] * t.reshape({-1, 1, 1, 1});
+  }, o);
+  TrainStep st2 = plain.step(x0, y, n2);
+  st2.loss.backward();
+  EXPECT_EQ(st.loss.item<float>(), st2.loss.item<float>());
+  EXPECT_TRUE(torch::allclose(named["dnn.w"].grad(), w.grad()));
+  // Optimiser over parameters(), eval(), and the samplers through score_fn().
+  torch::optim::SGD opt(module->parameters(), 0.01);
+  opt.step();
+  EXPECT_FALSE(torch::equal(named["dnn.w"].detach(), w.detach()));
+  module->eval();
+  torch::NoGradGuard ng;
+  NoiseSource n3(gen(10));
+  SampleResult r = pc_sample(*sde, module->score_fn(), y, n3, PCSamplerOptions().N(3));
+  EXPECT_EQ(r.nfe, 6);
+  EXPECT_EQ(r.x.sizes(), y.sizes());
+  expect_error([&] { ScoreModelModule(sde, torch::nn::AnyModule()); }, "dnn must be a module");
+}
+
 TEST(DiffusionTraining, BadInputIsRejected) {
   OUVESDE sde;
   Tensor x0 = crandn({2, 1, 4, 4}, 1), y = crandn({2, 1, 4, 5}, 2);
@@ -335,6 +417,19 @@ TEST(DiffusionSampler, EveryCombinationRunsWithCorrectNfe) {
   EXPECT_TRUE(torch::isfinite(torch::view_as_real(r.x)).all().item<bool>());
 }
 
+// get_pc_sampler(N=...) copies the SDE with that N: the sampler's N also sets Euler–Maruyama's
+// dt = −1/N, so overriding N equals building the SDE with it.
+TEST(DiffusionSampler, SamplerStepCountOverridesTheSdeN) {
+  OUVESDE sde30(OUVESDEOptions().N(30)), sde5(OUVESDEOptions().N(5));
+  Tensor y = crandn({2, 1, 4, 3}, 62);
+  for (const char* p : {"euler_maruyama", "reverse_diffusion"}) {
+    NoiseSource a(gen(3)), b(gen(3));
+    SampleResult r1 = pc_sample(sde30, kOracle.score_fn(sde30), y, a, PCSamplerOptions().predictor(p).N(5));
+    SampleResult r2 = pc_sample(sde5, kOracle.score_fn(sde5), y, b, PCSamplerOptions().predictor(p));
+    EXPECT_TRUE(torch::equal(r1.x, r2.x)) << p;
+  }
+}
+
 TEST(DiffusionSampler, SameSeedSameSampleAndProgressPerStep) {
   OUVESDE sde;
   Tensor y = crandn({1, 1, 16, 16}, 71);
@@ -402,6 +497,18 @@ TEST(DiffusionSampler, BadInputIsRejected) {
   ScoreFn zero = [](const Tensor& x, const Tensor&, const Tensor&) { return torch::zeros_like(x); };
   expect_error([&] { corrector_step(CorrectorType::kLangevin, sde, zero, y, y, torch::tensor({0.5f}), 0.5, 1, n); },
                "identically zero");
+  // NaN inputs are named as such, not blamed on the score function.
+  Tensor y_nan = y.clone();
+  y_nan.view({-1})[3] = c10::complex<float>(std::nanf(""), 0.f);
+  expect_error([&] { pc_sample(sde, kOracle.score_fn(sde), y_nan, n); }, "y contains NaN");
+  expect_error([&] { sb_sample(SBVESDE(), [](const Tensor& x, const Tensor&, const Tensor&) { return x; }, y_nan, n); },
+               "y contains NaN");
+  expect_error(
+      [&] {
+        predictor_step(PredictorType::kNone, sde, kOracle.score_fn(sde), y_nan, y, torch::tensor({0.5f}),
+                       torch::tensor(0.1f), n);
+      },
+      "x contains NaN");
 }
 
 TEST(DiffusionAnalytic, AffineRecursionReproducesSpecTable) {
@@ -519,7 +626,7 @@ struct Series {
 // A small SVG line chart: axes with ticks, one polyline per series, a legend.
 void write_svg(const std::string& path, const std::string& title, const std::string& xlabel,
                const std::vector<Series>& series, double x0, double x1, double y0, double y1) {
-  const double W = 640, H = 400, L = 60, R = 170, T = 40, Bm = 50;
+  const double W = 720, H = 400, L = 60, R = 220, T = 40, Bm = 50;
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return H - Bm - (y - y0) / (y1 - y0) * (H - T - Bm); };
   std::ofstream f(path);

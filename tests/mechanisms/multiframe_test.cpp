@@ -512,6 +512,37 @@ TEST(MultiFrameOld, MfWfPsdWorksPerBatchElement) {
   EXPECT_CLOSE(torch::view_as_complex(y.narrow(3, 0, Fdf).contiguous()), want, 1e-8, 1e-8);
 }
 
+TEST(MultiFrameOld, MfWfPsdSharesTheFilterAcrossChannels) {
+  // The reference broadcasts w [B,T,F,N] over the channels of spec (B = 1): channel c of a C = 2
+  // call equals a C = 1 call on that channel with the same coefficients.
+  torch::manual_seed(21);
+  const int64_t N = 2, Fdf = 5, T = 6;
+  auto spec = torch::randn({1, 2, T, 8, 2}, torch::kDouble), coefs = torch::randn({1, N * N + N, T, Fdf, 2}, torch::kDouble);
+  MfWfPsd m(MfWfOldOptions(Fdf, N));
+  Tensor y = m->forward(spec, coefs);
+  ASSERT_EQ(y.sizes(), spec.sizes());
+  for (int64_t c = 0; c < 2; ++c)
+    EXPECT_CLOSE(y.narrow(1, c, 1), m->forward(spec.narrow(1, c, 1), coefs), 1e-12, 1e-12);
+  EXPECT_GT(max_abs(y.narrow(1, 0, 1), y.narrow(1, 1, 1)), 1e-3);  // the channels really differ
+}
+
+TEST(MultiFrameOld, MfWfDfSplitsTheChannelsInSpeechAndNoisyHalves) {
+  // coefs [B, 2*C*N, T, F]: the reference chunks dim 1 in two halves (speech coefs of every
+  // channel, then noisy coefs), each unflattened to [C, N]. Channel c of a C = 2 call therefore
+  // equals a C = 1 call with coefs channels {c*N..c*N+N-1} and {C*N+c*N..C*N+c*N+N-1}.
+  torch::manual_seed(22);
+  const int64_t N = 2, Fdf = 5, T = 6, C = 2;
+  auto spec = torch::randn({2, C, T, 8, 2}, torch::kDouble), coefs = torch::randn({2, 2 * C * N, T, Fdf, 2}, torch::kDouble);
+  MfWfDf m(MfWfOldOptions(Fdf, N).eps_diag(1e-2).eps(1e-1));
+  Tensor y = m->forward(spec, coefs);
+  ASSERT_EQ(y.sizes(), spec.sizes());
+  for (int64_t c = 0; c < C; ++c) {
+    auto k = torch::cat({coefs.narrow(1, c * N, N), coefs.narrow(1, C * N + c * N, N)}, 1);
+    EXPECT_CLOSE(y.narrow(1, c, 1), m->forward(spec.narrow(1, c, 1), k), 1e-10, 1e-10);
+  }
+  expect_error([&] { m->forward(spec, coefs.narrow(1, 0, 2 * N)); }, "coefs must be [B, 2*C*frame_size, T, num_freqs, 2]");
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------

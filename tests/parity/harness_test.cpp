@@ -249,3 +249,18 @@ TEST_F(ParityCases, CliInfoListsCheckpointAndSafetensors) {
   auto [c3, o3] = run_cli(std::string("info ") + SEPMECH_TEST_DATA + "/checkpoints/legacy.pt");
   EXPECT_NE(c3, 0);
 }
+
+TEST_F(ParityCases, MalformedTolerancesFailTheCase) {
+  for (const char* bad : {"abc", "1e-5x", "-1", "nan", "inf", ""}) {
+    auto m = meta();
+    m["atol"] = bad;
+    auto rep = sepmech::parity::run_case(write("tol.safetensors", {{"in.x", kX}, {"out.y", kX * 2}}, m));
+    EXPECT_FALSE(rep.pass) << "atol '" << bad << "'";
+    EXPECT_NE(rep.error.find("metadata 'atol' must be a finite non-negative number"), std::string::npos) << rep.error;
+  }
+  auto m = meta();
+  m["grad_rtol"] = "0.1 ";
+  auto rep = sepmech::parity::run_case(write("tol2.safetensors", {{"in.x", kX}, {"out.y", kX * 2}}, m));
+  EXPECT_FALSE(rep.pass);
+  EXPECT_NE(rep.error.find("'grad_rtol'"), std::string::npos) << rep.error;
+}

@@ -23,8 +23,14 @@ struct GaussianOracle {
   Tensor score_unfused(const SDE& sde, const Tensor& x, const Tensor& y, const Tensor& t) const;
   /// SB-VE posterior mean x̂ = μ0 + w_x s0²/(w_x² s0² + σ_x²)·(x − w_x μ0 − w_y y).
   Tensor data_prediction(const SBVESDE& sde, const Tensor& x, const Tensor& y, const Tensor& t) const;
-  /// A ScoreFn bound to `sde` (which must outlive it).
+  /// A ScoreFn bound to `sde` (which must outlive it), using the fused `score`.
   ScoreFn score_fn(const SDE& sde) const;
+  /// A ScoreFn bound to `sde` using `score_unfused`: the reference oracle's LibTorch operations in
+  /// its order, so its float32 rounding is the golden generator's bit for bit. The parity adapters
+  /// use it because scipy-style RK45 step control reacts to last-bit differences of the drift (the
+  /// fused kernel multiplies by 1/v; with the 48 kHz parameters that alone changes the ODE
+  /// sampler's evaluation count from 50 to 44).
+  ScoreFn score_fn_reference(const SDE& sde) const;
 };
 
 /// Exact law of the PC sampler's output with the oracle score, per element:

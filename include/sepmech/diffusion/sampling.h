@@ -48,7 +48,8 @@ struct PCSamplerOptions {
   TORCH_ARG(bool, denoise) = true;
   /// final time of the grid linspace(T, eps, N)
   TORCH_ARG(double, eps) = 0.03;
-  /// number of steps; 0 means sde.N()
+  /// number of steps; 0 means sde.N(). Like the reference's get_pc_sampler(N=...), which copies the
+  /// SDE with this N, it is also the N of Euler–Maruyama's dt = −1/N and of fixed 1/N steps (OUVP).
   TORCH_ARG(int64_t, N) = 0;
   /// true: Δ = 1/N at every step (sgmse before 2b0609b, the published TASLP results);
   /// false: the grid step Δ_i = t_i − t_{i+1}, last Δ = eps

@@ -106,4 +106,34 @@ class ScoreModel {
   ScoreModelOptions options_;
 };
 
+/// `ScoreModel` as a `torch::nn::Module`: the backbone is a registered submodule "dnn", so
+/// `parameters()` (for the optimiser), `named_parameters()` / `load_state_dict`-style loading under the
+/// reference's `dnn.*` keys, `to()`, `train()` / `eval()` and serialisation cover the network. The
+/// backbone is any module with `Tensor forward(const Tensor& x, const Tensor& y, const Tensor& t)`
+/// (the input convention of `Backbone`).
+class ScoreModelModuleImpl : public torch::nn::Module {
+ public:
+  ScoreModelModuleImpl(std::shared_ptr<const SDE> sde, torch::nn::AnyModule dnn, ScoreModelOptions options = {});
+  template <typename M>
+  ScoreModelModuleImpl(std::shared_ptr<const SDE> sde, torch::nn::ModuleHolder<M> dnn, ScoreModelOptions options = {})
+      : ScoreModelModuleImpl(std::move(sde), torch::nn::AnyModule(std::move(dnn)), std::move(options)) {}
+  /// The reference's forward (see ScoreModel::forward).
+  Tensor forward(const Tensor& x_t, const Tensor& y, const Tensor& t) { return model_.forward(x_t, y, t); }
+  /// The score implied by forward().
+  Tensor score(const Tensor& x_t, const Tensor& y, const Tensor& t) const { return model_.score(x_t, y, t); }
+  /// A ScoreFn for the samplers (this module must outlive it).
+  ScoreFn score_fn() const { return model_.score_fn(); }
+  /// One training step (draws u then z from `noise`); loss.backward() reaches the dnn's parameters.
+  TrainStep step(const Tensor& x0, const Tensor& y, NoiseSource& noise) const { return model_.step(x0, y, noise); }
+  const ScoreModel& model() const { return model_; }
+  /// The backbone submodule.
+  torch::nn::AnyModule& dnn() { return dnn_; }
+  void pretty_print(std::ostream& stream) const override;
+
+ private:
+  torch::nn::AnyModule dnn_;
+  ScoreModel model_;
+};
+TORCH_MODULE(ScoreModelModule);
+
 }  // namespace sepmech::diffusion

@@ -55,8 +55,12 @@ Checkpoint parse_checkpoint(const std::uint8_t* data, std::size_t size, const st
 /// Lightning checkpoint), with that prefix removed, if there is one; else all tensors.
 TensorMap checkpoint_state_dict(const Checkpoint& ckpt);
 
-/// True if the bytes start like a zip archive ("PK\3\4") or a legacy torch.save pickle
-/// (protocol opcode 0x80): enough to tell a checkpoint from a safetensors file.
+/// How many leading bytes looks_like_torch_checkpoint needs to decide.
+constexpr std::size_t kCheckpointSniffBytes = 32;
+
+/// True if the bytes start like a zip archive ("PK\3\4", "PK\5\6") or a legacy torch.save
+/// file (a pickle of torch.save's magic number). No safetensors file starts either way,
+/// whatever its header length.
 bool looks_like_torch_checkpoint(const std::uint8_t* data, std::size_t size);
 
 }  // namespace sepmech::io

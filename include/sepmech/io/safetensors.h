@@ -32,11 +32,14 @@ struct TensorFile {
 
 /// Largest header accepted (the format's own reference implementation uses 100 MB).
 constexpr std::uint64_t kMaxSafetensorsHeader = 100ull * 1024 * 1024;
+/// Most dimensions a tensor may have (the checkpoint reader's bound too).
+constexpr std::size_t kMaxSafetensorsDims = 64;
 
 /// Reads and validates a file. Throws FormatError naming the file (and the tensor) on any
 /// violation: short file, header length beyond the file or above kMaxSafetensorsHeader,
-/// malformed JSON, unknown dtype, shape products that overflow, offsets outside the data
-/// section, byte sizes that do not match dtype x shape, overlapping tensors.
+/// malformed JSON, unknown dtype, more than kMaxSafetensorsDims dimensions, shape products
+/// that overflow, offsets outside the data section, byte sizes that do not match dtype x
+/// shape, overlapping tensors. A path that is not a regular file is refused the same way.
 TensorFile load_safetensors(const std::string& path);
 
 /// The same validation on bytes in memory; `name` is used in error messages.
