@@ -17,9 +17,20 @@ int hardware_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+int blas_num_threads() {
+  using GetFn = int (*)();
+  if (auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) return get();
+  return -1;
+}
+
 void set_num_threads(int n) {
   TORCH_CHECK(n >= 0, "sepmech::set_num_threads: n must be >= 0 (0 = all cores), got ", n);
-  torch::set_num_threads(n == 0 ? hardware_threads() : n);
+  const int threads = n == 0 ? hardware_threads() : n;
+  torch::set_num_threads(threads);
+  // LibTorch only sets its OpenMP pool; Debian's pthread OpenBLAS keeps its own pool (all cores
+  // by default), so without this a "1 thread" matmul or convolution silently runs on every core.
+  using SetFn = void (*)(int);
+  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
 }
 
 BlasInfo blas_info() {

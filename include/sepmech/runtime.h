@@ -5,9 +5,13 @@
 
 namespace sepmech {
 
-/// Sets LibTorch's intra-op thread count. n <= 0 means "all cores".
+/// Sets LibTorch's intra-op thread count and OpenBLAS's thread pool. n == 0 means "all cores".
 /// Debian's LibTorch starts with 1 thread, so call this where parallelism matters.
 void set_num_threads(int n);
+
+/// Threads of OpenBLAS's own pool (set together with LibTorch's by set_num_threads);
+/// -1 if the BLAS in use is not OpenBLAS.
+int blas_num_threads();
 
 /// Number of cores the process may use.
 int hardware_threads();

@@ -16,10 +16,15 @@ TEST(Runtime, BlasIsNotTheReferenceOne) {
 }
 
 TEST(Runtime, SetNumThreads) {
+  // OpenBLAS (what setup installs) has its own pool; it must follow, or "1 thread" benchmarks
+  // of matrix work silently run on every core.
+  ASSERT_EQ(sepmech::blas_info().vendor, "openblas");
   sepmech::set_num_threads(1);
   EXPECT_EQ(torch::get_num_threads(), 1);
+  EXPECT_EQ(sepmech::blas_num_threads(), 1);
   sepmech::set_num_threads(0);
   EXPECT_EQ(torch::get_num_threads(), sepmech::hardware_threads());
+  EXPECT_EQ(sepmech::blas_num_threads(), sepmech::hardware_threads());
   EXPECT_THROW(sepmech::set_num_threads(-1), c10::Error);
   sepmech::set_num_threads(1);
 }
