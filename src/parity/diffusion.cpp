@@ -144,9 +144,9 @@ void apply_model_kwargs(ScoreModelOptions& o, const nlohmann::json& kw, bool ign
   }
 }
 
-void apply_data_kwargs(ScoreModelOptions& o, const Case& c) {
-  if (!c.config.contains("data_kwargs")) return;
-  const auto& d = c.config["data_kwargs"];
+// SpecOptions from a data module's kwargs; the data module's defaults where the file does not
+// say (e.g. no exponent for "log").
+SpecOptions spec_options_from(const nlohmann::json& d) {
   SpecOptions so;
   so.n_fft(d.value("n_fft", so.n_fft()))
       .hop_length(d.value("hop_length", so.hop_length()))
@@ -154,7 +154,13 @@ void apply_data_kwargs(ScoreModelOptions& o, const Case& c) {
       .spec_factor(d.value("spec_factor", so.spec_factor()))
       .spec_abs_exponent(d.value("spec_abs_exponent", so.spec_abs_exponent()))
       .transform_type(d.value("transform_type", so.transform_type()));
-  o.spec(so);
+  return so;
+}
+
+void apply_data_kwargs(ScoreModelOptions& o, const Case& c) {
+  if (!c.config.contains("data_kwargs")) return;
+  const auto& d = c.config["data_kwargs"];
+  o.spec(spec_options_from(d));
   o.num_frames(d.value("num_frames", o.num_frames()));
 }
 
@@ -277,14 +283,7 @@ Outputs run_spec(const Case& c) {
   Outputs out;
   if (kind == "spec_transform") {
     const auto& d = c.config.at("data_kwargs");
-    SpecOptions so;
-    // The data module's defaults where the file does not say (e.g. no exponent for "log").
-    so.n_fft(d.value("n_fft", so.n_fft()))
-        .hop_length(d.value("hop_length", so.hop_length()))
-        .window(d.value("window", so.window()))
-        .spec_factor(d.value("spec_factor", so.spec_factor()))
-        .spec_abs_exponent(d.value("spec_abs_exponent", so.spec_abs_exponent()))
-        .transform_type(d.value("transform_type", so.transform_type()));
+    const SpecOptions so = spec_options_from(d);
     const torch::Tensor& wav = c.at("in.wav");
     torch::Tensor X = stft(wav, so);
     torch::Tensor Y = spec_fwd(X, so);
