@@ -14,18 +14,8 @@ SECONDS_PER_TARGET=${1:-60}
 BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 TARGETS=(safetensors_fuzz checkpoint_fuzz)
 
-if [ "${SKIP_APT:-0}" != 1 ]; then
-  missing=()
-  for p in clang libclang-rt-14-dev; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -q
-    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-  fi
-fi
+source scripts/apt_missing.sh  # (the script has cd-ed to the project root)
+[ "${SKIP_APT:-0}" = 1 ] || apt_install_missing clang libclang-rt-14-dev
 
 lock=()
 if [ -n "${SEPMECH_BUILD_LOCK:-}" ]; then lock=(flock "$SEPMECH_BUILD_LOCK"); fi

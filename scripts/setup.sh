@@ -16,18 +16,8 @@ PACKAGES=(
   libzip-dev                             # PyTorch checkpoints are zip archives
 )
 
-if [ "${SKIP_APT:-0}" != 1 ]; then
-  missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -q
-    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-  fi
-fi
+source scripts/apt_missing.sh  # (the script has cd-ed to the project root)
+[ "${SKIP_APT:-0}" = 1 ] || apt_install_missing "${PACKAGES[@]}"
 
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}

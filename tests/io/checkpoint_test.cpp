@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "io/format_error.h"
 #include "io/zip_writer.h"
 #include "sepmech/io/checkpoint.h"
 #include "sepmech/io/safetensors.h"
@@ -11,6 +12,7 @@
 
 using sepmech::io::Checkpoint;
 using sepmech::io::FormatError;
+using sepmech::testing::format_error;
 using sepmech::testing::make_zip;
 using sepmech::testing::Pickle;
 
@@ -20,22 +22,6 @@ const std::string kDir = std::string(SEPMECH_TEST_DATA) + "/checkpoints/";
 
 Checkpoint parse(const std::string& bytes, const std::string& name = "test.pt") {
   return sepmech::io::parse_checkpoint(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), name);
-}
-
-// The message of the FormatError `f` throws ("" and a test failure if it throws nothing or
-// something else).
-template <class F>
-std::string format_error(F&& f) {
-  try {
-    f();
-  } catch (const FormatError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected a FormatError, got: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected a FormatError, nothing was thrown";
-  return "";
 }
 
 #define EXPECT_FORMAT_ERROR(bytes, ...)                                            \

@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "io/format_error.h"
 #include "sepmech/io/safetensors.h"
 
 using sepmech::io::FormatError;
@@ -23,16 +24,9 @@ std::string st_file(const std::string& header, const std::string& data = "", std
 }
 
 std::string parse_error(const std::string& bytes) {
-  try {
+  return sepmech::testing::format_error([&] {
     sepmech::io::parse_safetensors(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), "bad.safetensors");
-  } catch (const FormatError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected a FormatError, got: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected a FormatError, nothing was thrown";
-  return "";
+  });
 }
 
 #define EXPECT_ST_ERROR(bytes, ...)                                                                     \
