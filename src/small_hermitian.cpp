@@ -417,7 +417,94 @@ SEPMECH_INLINE void store_complex_lanes(T* o, const T* re, const T* im) {
   }
 }
 
-template <typename T, int N>
+#if SEPMECH_HAVE_AVX2_CLONE
+// 256-bit versions of the three data movers above, for the AVX2 copy of the row loop. They keep
+// every store the width of the loads that read it back (two 128-bit stores read by one 256-bit
+// load cannot be store-forwarded and stall), and hand the de-interleaved spectrum to the filter
+// in registers instead of through the stack. Not always_inline: GCC refuses to force AVX2 code
+// into the target-neutral mf_rows template; `flatten` on mf_rows_avx2 inlines them there.
+#define SEPMECH_AVX2_INLINE inline __attribute__((target("avx2,fma")))
+
+/// 8x8 transpose: rows p + l*W (l = 0..7), 8 floats each, into dst[0..7][l].
+SEPMECH_AVX2_INLINE void transpose8x8(const float* p, int W, float (*dst)[kLanes]) {
+  __m256 r[8], t[8], u[8];
+  for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p + l * W);
+  for (int l = 0; l < 8; l += 2) {
+    t[l] = _mm256_unpacklo_ps(r[l], r[l + 1]);
+    t[l + 1] = _mm256_unpackhi_ps(r[l], r[l + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {
+    u[h] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int j = 0; j < 4; ++j) {
+    _mm256_storeu_ps(dst[j], _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+    _mm256_storeu_ps(dst[j + 4], _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+  }
+}
+
+/// gather_lanes for float, W >= 8: 8x8 tiles; the last tile overlaps instead of running past.
+template <int W>
+SEPMECH_AVX2_INLINE void gather_lanes_avx2(const float* src, float (*dst)[kLanes]) {
+  static_assert(W >= 8 && kLanes == 8, "8x8 tiles need rows of at least 8 floats and 8 lanes");
+  for (int e0 = 0; e0 < W; e0 += 8) {
+    const int e = e0 + 8 <= W ? e0 : W - 8;
+    transpose8x8(src + e, W, dst + e);
+  }
+}
+
+/// 8 interleaved complex values -> real parts, imaginary parts (lane order kept).
+SEPMECH_AVX2_INLINE void load_complex8(const float* x, __m256& re, __m256& im) {
+  const __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + 8);
+  // Within 128-bit halves: [r0 r1 r4 r5 | r2 r3 r6 r7]; then the 64-bit pairs are put in order.
+  const __m256 r = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+  const __m256 i = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  re = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), _MM_SHUFFLE(3, 1, 2, 0)));
+  im = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(i), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/// Inverse of load_complex8.
+SEPMECH_AVX2_INLINE void store_complex8(float* o, __m256 re, __m256 im) {
+  const __m256 lo = _mm256_unpacklo_ps(re, im), hi = _mm256_unpackhi_ps(re, im);
+  _mm256_storeu_ps(o, _mm256_permute2f128_ps(lo, hi, 0x20));
+  _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+/// Y = sum_n X_n w_n for 8 bins, X interleaved complex rows (nullptr = frame outside [0, T)).
+template <int N>
+SEPMECH_AVX2_INLINE void filter8(const float* const* x, const float (*vr)[kLanes], const float (*vi)[kLanes],
+                                 float* o) {
+  __m256 yr = _mm256_setzero_ps(), yi = _mm256_setzero_ps();
+  for (int n = 0; n < N; ++n) {
+    if (!x[n]) continue;
+    __m256 xr, xi;
+    load_complex8(x[n], xr, xi);
+    const __m256 wr = _mm256_loadu_ps(vr[n]), wi = _mm256_loadu_ps(vi[n]);
+    yr = _mm256_fmadd_ps(xr, wr, yr);
+    yr = _mm256_fnmadd_ps(xi, wi, yr);
+    yi = _mm256_fmadd_ps(xr, wi, yi);
+    yi = _mm256_fmadd_ps(xi, wr, yi);
+  }
+  store_complex8(o, yr, yi);
+}
+
+SEPMECH_AVX2_INLINE bool any_nonzero8(const float* v) {
+  // NaN compares unequal (unordered), so a NaN lane counts as non-zero.
+  return _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v), _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
+}
+#endif
+
+template <typename T, int W, bool Avx2>
+SEPMECH_INLINE void gather_lanes_for(const T* src, T (*dst)[kLanes]) {
+#if SEPMECH_HAVE_AVX2_CLONE
+  if constexpr (Avx2 && W >= 8) return gather_lanes_avx2<W>(src, dst);
+#endif
+  gather_lanes<T, W>(src, dst);
+}
+
+template <typename T, int N, bool Avx2>
 SEPMECH_INLINE void mf_rows(const T* spec, const T* ifc, const T* R, T* out, const MfFusedArgs& a, int64_t r0,
                             int64_t r1) {
   const int64_t C = a.C, Tn = a.T, F = a.F, Fdf = a.Fdf, L = a.L;
@@ -442,8 +529,8 @@ SEPMECH_INLINE void mf_rows(const T* spec, const T* ifc, const T* R, T* out, con
       const T* Rp = R + (row * Fdf + f0) * kR;
       const T* gp = ifc + (row * Fdf + f0) * kG;
       if (lanes == kLanes) {
-        gather_lanes<T, kR>(Rp, reinterpret_cast<T(*)[kLanes]>(&A[0][0][0][0]));
-        gather_lanes<T, kG>(gp, reinterpret_cast<T(*)[kLanes]>(&g[0][0][0]));
+        gather_lanes_for<T, kR, Avx2>(Rp, reinterpret_cast<T(*)[kLanes]>(&A[0][0][0][0]));
+        gather_lanes_for<T, kG, Avx2>(gp, reinterpret_cast<T(*)[kLanes]>(&g[0][0][0]));
       } else {  // tail: dead lanes get an identity system
         for (int l = 0; l < kLanes; ++l) {
           const bool live = l < lanes;
@@ -590,7 +677,11 @@ SEPMECH_INLINE void mf_rows(const T* spec, const T* ifc, const T* R, T* out, con
       // Guard: non-finite matrix or result -> identity filter (pass the current frame through).
       for (int n = 0; n < N; ++n)
         for (int l = 0; l < kLanes; ++l) bad[l] += vr[n][l] * T(0) + vi[n][l] * T(0);
-      for (int l = 0; l < kLanes; ++l) {
+      bool some_bad = true;  // the scalar lane loop below decides; AVX2 asks all 8 lanes at once
+#if SEPMECH_HAVE_AVX2_CLONE
+      if constexpr (Avx2) some_bad = any_nonzero8(bad);
+#endif
+      for (int l = 0; some_bad && l < kLanes; ++l) {
         if (bad[l] == T(0)) continue;
         for (int n = 0; n < N; ++n) {
           vr[n][l] = T(n == cur);
@@ -601,6 +692,19 @@ SEPMECH_INLINE void mf_rows(const T* spec, const T* ifc, const T* R, T* out, con
       for (int64_t c = 0; c < C; ++c) {
         const T* xs = spec + ((bb * C + c) * Tn) * F * 2;
         T* o = out + (((bb * C + c) * Tn + t) * F + f0) * 2;
+#if SEPMECH_HAVE_AVX2_CLONE
+        if constexpr (Avx2) {
+          if (lanes == kLanes) {
+            const float* x[N];
+            for (int n = 0; n < N; ++n) {
+              const int64_t tt = t - (N - 1 - L) + n;
+              x[n] = (tt < 0 || tt >= Tn) ? nullptr : xs + (tt * F + f0) * 2;
+            }
+            filter8<N>(x, vr, vi, o);
+            continue;
+          }
+        }
+#endif
         T yr[kLanes] = {}, yi[kLanes] = {};
         for (int n = 0; n < N; ++n) {
           const int64_t tt = t - (N - 1 - L) + n;
@@ -636,14 +740,14 @@ SEPMECH_INLINE void mf_rows(const T* spec, const T* ifc, const T* R, T* out, con
 
 template <typename T, int N>
 void mf_rows_base(const T* spec, const T* ifc, const T* R, T* out, const MfFusedArgs& a, int64_t r0, int64_t r1) {
-  mf_rows<T, N>(spec, ifc, R, out, a, r0, r1);
+  mf_rows<T, N, false>(spec, ifc, R, out, a, r0, r1);
 }
 
 #if SEPMECH_HAVE_AVX2_CLONE
 template <typename T, int N>
-__attribute__((target("avx2,fma"))) void mf_rows_avx2(const T* spec, const T* ifc, const T* R, T* out,
-                                                       const MfFusedArgs& a, int64_t r0, int64_t r1) {
-  mf_rows<T, N>(spec, ifc, R, out, a, r0, r1);
+__attribute__((target("avx2,fma"), flatten)) void mf_rows_avx2(const T* spec, const T* ifc, const T* R, T* out,
+                                                                const MfFusedArgs& a, int64_t r0, int64_t r1) {
+  mf_rows<T, N, std::is_same_v<T, float>>(spec, ifc, R, out, a, r0, r1);
 }
 #endif
 

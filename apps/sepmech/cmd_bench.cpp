@@ -53,7 +53,9 @@ sepmech::cli::RegisterCommand reg(30, [](CLI::App& app, int& exit_code) {
                   << r.min_us << ")";
         if (r.speedup_vs_baseline > 0 && !r.baseline) std::cout << "  x" << r.speedup_vs_baseline << " vs baseline";
         if (r.baseline) std::cout << "  [baseline]";
-        if (r.gb_per_s > 0) std::cout << "  " << r.gb_per_s << " GB/s = " << 100 * r.bandwidth_fraction << "% of bw";
+        if (r.gb_per_s > 0)
+          std::cout << "  " << r.gb_per_s << " GB/s = " << 100 * r.bandwidth_fraction << "% DRAM, "
+                    << 100 * r.cache_bandwidth_fraction << "% L3 bw";
         if (r.gflop_per_s > 0) std::cout << "  " << r.gflop_per_s << " GFLOP/s = " << 100 * r.peak_fraction << "% of sgemm";
         std::cout << std::endl;
       }

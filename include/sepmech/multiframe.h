@@ -83,7 +83,7 @@ torch::Tensor deep_filter(const torch::Tensor& spec, const torch::Tensor& coefs,
 /// Which implementation a multi-frame module runs.
 enum class MfImpl {
   kFused,      ///< hand-written kernels on raw memory (default)
-  kReference,  ///< transcription of the reference with generic LibTorch ops (unfold, linalg_solve)
+  kReference,  ///< the reference's own LibTorch ops (unfold, einsum, linalg_solve): the speed baseline
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -63,12 +63,14 @@ struct Result {
   bool baseline = false;
   double speedup_vs_baseline = 0;  ///< 0 if the workload has no baseline
   double gb_per_s = 0, gflop_per_s = 0;
-  double bandwidth_fraction = 0;   ///< achieved GB/s / machine GB/s (memory-bound impls)
+  double bandwidth_fraction = 0;   ///< achieved GB/s / machine DRAM GB/s (memory-bound impls)
+  double cache_bandwidth_fraction = 0;  ///< achieved GB/s / machine L3-resident GB/s
   double peak_fraction = 0;        ///< achieved GFLOP/s / machine sgemm GFLOP/s
 };
 
 /// Machine figures measured in-process (cached after the first call).
-double machine_bandwidth_gbps();  ///< single-thread STREAM-triad style bandwidth, large arrays
+double machine_bandwidth_gbps();  ///< single-thread STREAM-triad style bandwidth, large arrays (DRAM)
+double machine_cache_bandwidth_gbps();  ///< the same triad on 12 MiB (L3-resident on the machines here)
 double machine_sgemm_gflops();    ///< LibTorch matmul 1024^3 float32 at the current thread count
 
 /// Times one workload's impls. Throws if the workload is unknown.
