@@ -86,6 +86,23 @@ __attribute__((target("avx2,fma"))) void forward_rows_avx2(const float* X, const
     const float* x_t = X + rt * row;
     float* y = Y + rt * row;
     const float* h0 = taps_of(H, g, r, t);
+    // Prefetch, kAhead frames on, the spectrogram row that frame will take as its newest tap (the
+    // same row holds the bins it copies later) and its coefficients -- every cache line: a row is
+    // about one 4 KiB page, where the hardware prefetcher stops, so with inputs in DRAM it never
+    // got going (dfop cold: 0.49 -> 0.30 ms; every 2nd or 4th line only: no gain). With inputs
+    // already in L3 the extra instructions cost ~10 % (0.115 -> 0.127 ms).
+    constexpr int64_t kAhead = 3;
+    if (t + kAhead < g.T) {
+      const int64_t s_new = t + kAhead + g.L;
+      if (s_new < g.T) {
+        const float* xp = X + (r * g.T + s_new) * row;
+        for (int64_t k = 0; k < row; k += 16) _mm_prefetch(reinterpret_cast<const char*>(xp + k), _MM_HINT_T0);
+      }
+      const float* hp = taps_of(H, g, r, t + kAhead);
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t k = 0; k < hrow; k += 16)
+          _mm_prefetch(reinterpret_cast<const char*>(hp + n * g.hs_n + k), _MM_HINT_T0);
+    }
     int m = 0;
     for (int64_t n = 0; n < g.N; ++n) {
       const int64_t s = t - front + n;
