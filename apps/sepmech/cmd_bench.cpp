@@ -15,6 +15,7 @@ sepmech::cli::RegisterCommand reg(30, [](CLI::App& app, int& exit_code) {
     bool json = false, list = false;
     int threads = 0;  // 0: the tool's --threads if given, else 1 (docs/workloads.md)
     double seconds = 0.5;
+    bool keep_heap = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("workloads", a->names, "workloads to run (default: all registered)");
@@ -27,6 +28,9 @@ sepmech::cli::RegisterCommand reg(30, [](CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--seconds", a->seconds, "time budget per implementation")->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_flag("--keep-heap", a->keep_heap,
+                "keep freed memory in the process (glibc mallopt) so no implementation pays page faults for "
+                "its temporaries: the ratios then measure computation, not the allocator");
   const CLI::Option* tool_threads = app.get_option("--threads");
   cmd->callback([a, tool_threads, &exit_code] {
     auto names = a->names.empty() ? sepmech::bench::registered_workloads() : a->names;
@@ -37,6 +41,8 @@ sepmech::cli::RegisterCommand reg(30, [](CLI::App& app, int& exit_code) {
     }
     if (names.empty()) throw std::runtime_error("no benchmark workloads are registered in this build");
     for (const auto& n : names) sepmech::bench::find_workload(n);  // fail early on a typo
+    if (a->keep_heap && !sepmech::bench::keep_freed_memory())
+      throw std::runtime_error("--keep-heap needs glibc's mallopt, which this build does not have");
     sepmech::bench::Options opt;
     // The standard workloads are defined at 1 thread; an explicit `sepmech --threads N bench`
     // (already applied, 0 = all cores) is honoured rather than silently overridden.

@@ -73,6 +73,14 @@ double machine_bandwidth_gbps();  ///< single-thread STREAM-triad style bandwidt
 double machine_cache_bandwidth_gbps();  ///< the same triad on 12 MiB (L3-resident on the machines here)
 double machine_sgemm_gflops();    ///< LibTorch matmul 1024^3 float32 at the current thread count
 
+/// Makes glibc keep freed memory in the process (mallopt: no trimming, no per-allocation mmap up to
+/// 32 MiB), for the rest of the process. By default glibc hands large freed blocks back to the OS,
+/// and a path that allocates big temporaries then pays page faults on every call -- real for a
+/// program on default glibc, but a property of the allocator, not of the algorithm: with this on,
+/// ratios measure computation. Returns false where it is not supported (non-glibc).
+bool keep_freed_memory();
+bool freed_memory_kept();  ///< whether keep_freed_memory() took effect in this process
+
 /// Times one workload's impls. Throws if the workload is unknown.
 std::vector<Result> run_workload(const std::string& name, const Options& opt);
 

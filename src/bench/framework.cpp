@@ -2,6 +2,10 @@
 #include <numeric>
 
 #include "bench/bench.h"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include "sepmech/runtime.h"
 
 namespace sepmech::bench {
@@ -60,6 +64,22 @@ double triad_gbps(std::size_t n, int reps) {
   return best;
 }
 }  // namespace
+
+namespace {
+bool g_heap_kept = false;
+}
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  // 32 MiB is the largest mmap threshold glibc accepts; setting it also stops glibc's own
+  // adjustment of it. Trim threshold and top pad keep the heap from shrinking between calls.
+  g_heap_kept = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
+                mallopt(M_TOP_PAD, 256 << 20) == 1;
+#endif
+  return g_heap_kept;
+}
+
+bool freed_memory_kept() { return g_heap_kept; }
 
 double machine_bandwidth_gbps() {
   // 3 x 64 MiB: far beyond the caches, so DRAM bandwidth.
@@ -139,7 +159,7 @@ std::vector<Result> run_workload(const std::string& name, const Options& opt) {
 nlohmann::json to_json(const Result& r) {
   nlohmann::json j = {{"workload", r.workload}, {"impl", r.impl},         {"threads", r.threads},
                       {"reps", r.reps},         {"median_us", r.median_us}, {"min_us", r.min_us},
-                      {"baseline", r.baseline}};
+                      {"baseline", r.baseline}, {"freed_memory_kept", freed_memory_kept()}};
   if (r.speedup_vs_baseline > 0) j["speedup_vs_baseline"] = r.speedup_vs_baseline;
   if (r.gb_per_s > 0) {
     j["gb_per_s"] = r.gb_per_s;
