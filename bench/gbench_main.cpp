@@ -1,9 +1,11 @@
 // Google Benchmark front end for the standard workloads registered by the families
 // (the same registry `sepmech bench` uses). Threads: SEPMECH_THREADS (default 1).
+// SEPMECH_KEEP_HEAP=1: keep freed memory in the process, as `sepmech bench --keep-heap`.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "bench/bench.h"
 #include "sepmech/runtime.h"
@@ -24,9 +26,23 @@ int threads_from_env() {
   return static_cast<int>(n);
 }
 
+void keep_heap_from_env() {
+  const char* env = std::getenv("SEPMECH_KEEP_HEAP");
+  if (!env || std::string(env) == "0") return;
+  if (std::string(env) != "1") {
+    std::fprintf(stderr, "sepmech_bench: error: SEPMECH_KEEP_HEAP must be 0 or 1, got '%s'\n", env);
+    std::exit(2);
+  }
+  if (!sepmech::bench::keep_freed_memory()) {
+    std::fprintf(stderr, "sepmech_bench: error: SEPMECH_KEEP_HEAP=1 needs glibc's mallopt\n");
+    std::exit(2);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
+  keep_heap_from_env();
   sepmech::set_num_threads(threads_from_env());
   for (const auto& name : sepmech::bench::registered_workloads()) {
     auto impls = std::make_shared<std::vector<sepmech::bench::Impl>>(sepmech::bench::find_workload(name).setup());
