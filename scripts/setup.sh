@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   cmake g++ make ninja-build ccache pkg-config
   libtorch-dev libopenblas0-pthread      # tensors + autograd; optimised BLAS for it
+  libdnnl-dev                            # oneDNN's sgemm (AVX-512) for the hot GEMMs, src/gemm.h
   libgtest-dev libgmock-dev              # unit tests
   libbenchmark-dev                       # Google Benchmark
   nlohmann-json3-dev                     # JSON (safetensors headers, reports)

@@ -1,6 +1,8 @@
 // OSA_RES_eSE block, stage and VoVNet backbone (see include/sepmech/osa.h, docs/osa.md).
 #include "sepmech/osa.h"
 
+#include "gemm.h"
+
 #include <cctype>
 
 #include "sepmech/io/state_dict.h"
@@ -406,7 +408,7 @@ torch::Tensor OSABlockImpl::forward_inference(const torch::Tensor& x, std::map<s
   // Fused inference path. The 3x3 layers run on NHWC activations (oneDNN's native layout: with
   // NCHW it reorders in and out of every convolution). The concatenation lives in a workspace
   // kept between calls, so the 4-16 MB buffers are not freshly allocated (page-faulted) on every
-  // call; the 1x1 aggregation is one GEMM per example that reads it transposed and writes NCHW.
+  // call; the 1x1 aggregation is one GEMM per example (oneDNN sgemm, gemm.h) reading it transposed, writing NCHW.
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3), ci = options.in_ch(), cs = options.stage_ch();
   const int64_t cat_ch = ci + options.layer_per_block() * cs, co = options.concat_ch();
   std::unique_lock<std::mutex> lock(workspace_->mutex, std::try_to_lock);  // busy: use fresh buffers
@@ -440,12 +442,9 @@ torch::Tensor OSABlockImpl::forward_inference(const torch::Tensor& x, std::map<s
   const bool has_bias = part.conv->bias.defined();
   auto bias = has_bias ? part.conv->bias.view({co, 1}) : torch::Tensor();
   for (int64_t b = 0; b < n; ++b) {
-    auto zt = z[b].permute({1, 2, 0}).reshape({h * w, cat_ch}).t();  // a view: z is NHWC
+    auto zb = z[b].permute({1, 2, 0}).reshape({h * w, cat_ch});  // a view: z is NHWC
     auto ab = a[b].view({co, h * w});
-    if (has_bias)
-      torch::addmm_out(ab, bias, wm, zt);
-    else
-      torch::mm_out(ab, wm, zt);
+    detail::gemm_into(ab, wm, zb, /*b_transposed=*/true, has_bias ? bias : torch::Tensor());
   }
   if (!part.norm->foldable()) a = part.norm(a);  // GroupNorm stays after fusion
   torch::relu_(a);

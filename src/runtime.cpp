@@ -66,3 +66,44 @@ std::string blas_warning(const BlasInfo& b) {
 }
 
 }  // namespace sepmech
+
+// ---------------------------------------------------------------------------------------------
+// detail::gemm_into (src/gemm.h)
+// ---------------------------------------------------------------------------------------------
+#include <oneapi/dnnl/dnnl.h>
+
+#include "gemm.h"
+
+namespace sepmech::detail {
+
+void gemm_into(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool b_transposed,
+               const torch::Tensor& bias) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2, "sepmech gemm: a, b and out must be 2-D, got ",
+              a.sizes(), ", ", b.sizes(), ", ", out.sizes());
+  const int64_t M = a.size(0), K = a.size(1), N = b_transposed ? b.size(0) : b.size(1);
+  TORCH_CHECK((b_transposed ? b.size(1) : b.size(0)) == K && out.size(0) == M && out.size(1) == N,
+              "sepmech gemm: shapes do not match: a ", a.sizes(), ", b ", b.sizes(), (b_transposed ? " (transposed)" : ""),
+              ", out ", out.sizes());
+  const bool rows_ok = a.stride(1) == 1 && b.stride(1) == 1 && out.stride(1) == 1 && a.stride(0) >= std::max<int64_t>(K, 1) &&
+                       b.stride(0) >= std::max<int64_t>(b.size(1), 1) && out.stride(0) >= std::max<int64_t>(N, 1);
+  const bool f32 = a.scalar_type() == torch::kFloat && b.scalar_type() == torch::kFloat && out.scalar_type() == torch::kFloat;
+  if (!f32 || !rows_ok || M == 0 || N == 0 || K == 0 || a.is_same(out) || b.is_same(out)) {
+    const torch::Tensor bt = b_transposed ? b.t() : b;
+    if (bias.defined())
+      torch::addmm_out(out, bias.expand({M, N}), a, bt);
+    else
+      torch::mm_out(out, a, bt);
+    return;
+  }
+  float beta = 0.f;
+  if (bias.defined()) {
+    out.copy_(bias.expand({M, N}));
+    beta = 1.f;
+  }
+  const dnnl_status_t st =
+      dnnl_sgemm('N', b_transposed ? 'T' : 'N', M, N, K, 1.f, a.data_ptr<float>(), a.stride(0), b.data_ptr<float>(),
+                 b.stride(0), beta, out.data_ptr<float>(), out.stride(0));
+  TORCH_CHECK(st == dnnl_success, "sepmech gemm: oneDNN sgemm failed with status ", static_cast<int>(st));
+}
+
+}  // namespace sepmech::detail

@@ -1,6 +1,8 @@
 // TAC (Transform-Average-Concatenate), see include/sepmech/tac.h and docs/tac.md.
 #include "sepmech/tac.h"
 
+#include "gemm.h"
+
 #include <regex>
 
 namespace sepmech {
@@ -297,22 +299,35 @@ torch::Tensor TACImpl::mix_blocked(const torch::Tensor& x, const torch::Tensor& 
   const torch::nn::LinearImpl& l1 = *input_tf->ptr<torch::nn::LinearImpl>(0);
   const torch::nn::LinearImpl& l2 = *avg_tf->ptr<torch::nn::LinearImpl>(0);
   const torch::nn::LinearImpl& l3 = *concat_tf->ptr<torch::nn::LinearImpl>(0);
-  const torch::Tensor W1t = l1.weight.t(), W2t = l2.weight.t();
-  const torch::Tensor W3ht = l3.weight.narrow(1, 0, H).t(), W3gt = l3.weight.narrow(1, H, H).t();
+  // Linear weights [out, in] are the transposed right-hand sides of row-major GEMMs (gemm.h).
+  const torch::Tensor& W1 = l1.weight;
+  const torch::Tensor& W2 = l2.weight;
+  const torch::Tensor W3h = l3.weight.narrow(1, 0, H), W3g = l3.weight.narrow(1, H, H);
 
   const int64_t rows_per_block = options.inference_block_rows();
   const int64_t T = rows_per_block > 0 ? std::max<int64_t>(1, rows_per_block / (B * M)) : P;
   const torch::Tensor xr = x.reshape({B, M, N, P}).transpose(2, 3);  // [B, M, P, N] view
   torch::Tensor z = torch::empty({B, M, N, P}, x.options());
+  // Block buffers, allocated once per call and narrowed for the last (shorter) block.
+  const int64_t T0 = std::min(T, P);
+  torch::Tensor h_buf = torch::empty({B * M * T0, H}, x.options()), g_buf = torch::empty({B * T0, H}, x.options());
+  torch::Tensor gz_buf = torch::empty({B * T0, N}, x.options()), zt_buf = torch::empty({B * M * T0, N}, x.options());
   for (int64_t p0 = 0; p0 < P; p0 += T) {
     const int64_t t = std::min(T, P - p0);
     const torch::Tensor rows = xr.narrow(2, p0, t).reshape({B * M * t, N});
-    torch::Tensor h = activate(torch::addmm(l1.bias, rows, W1t), input_tf, 1, true);  // [B*M*t, H]
+    torch::Tensor h = h_buf.narrow(0, 0, B * M * t);
+    detail::gemm_into(h, rows, W1, /*b_transposed=*/true, l1.bias);
+    h = activate(h, input_tf, 1, true);  // [B*M*t, H]
     const torch::Tensor hb = h.view({B, M, t * H});
     const torch::Tensor mu = mic_weight.defined() ? torch::bmm(mic_weight.unsqueeze(1), hb) : hb.mean(1);
-    const torch::Tensor g = activate(torch::addmm(l2.bias, mu.view({B * t, H}), W2t), avg_tf, 1, true);
-    const torch::Tensor gz = torch::addmm(l3.bias, g, W3gt).view({B, 1, t, N});
-    torch::Tensor zt = torch::mm(h, W3ht).view({B, M, t, N}).add_(gz);
+    torch::Tensor g = g_buf.narrow(0, 0, B * t);
+    detail::gemm_into(g, mu.view({B * t, H}), W2, true, l2.bias);
+    g = activate(g, avg_tf, 1, true);
+    torch::Tensor gz = gz_buf.narrow(0, 0, B * t);
+    detail::gemm_into(gz, g, W3g, true, l3.bias);
+    torch::Tensor zt = zt_buf.narrow(0, 0, B * M * t);
+    detail::gemm_into(zt, h, W3h, true);
+    zt = zt.view({B, M, t, N}).add_(gz.view({B, 1, t, N}));
     zt = activate(zt, concat_tf, 3, true);
     z.narrow(3, p0, t).copy_(zt.transpose(2, 3));
   }

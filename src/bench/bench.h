@@ -71,7 +71,7 @@ struct Result {
 /// Machine figures measured in-process (cached after the first call).
 double machine_bandwidth_gbps();  ///< single-thread STREAM-triad style bandwidth, large arrays (DRAM)
 double machine_cache_bandwidth_gbps();  ///< the same triad on 12 MiB (L3-resident on the machines here)
-double machine_sgemm_gflops();    ///< LibTorch matmul 1024^3 float32 at the current thread count
+double machine_sgemm_gflops();    ///< best of LibTorch matmul and oneDNN sgemm, 1024^3 float32, current threads
 
 /// Makes glibc keep freed memory in the process (mallopt: no trimming, no per-allocation mmap up to
 /// 32 MiB), for the rest of the process. By default glibc hands large freed blocks back to the OS,

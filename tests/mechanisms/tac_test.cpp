@@ -246,6 +246,32 @@ TEST(TAC, InferencePathMatchesAutogradPath) {
   }
 }
 
+TEST(TAC, Float32InferenceMatchesFloat64) {
+  // float32 without autograd runs its GEMMs on oneDNN (src/gemm.h), with the weights used
+  // transposed and the concat weight split into two narrowed halves: compare with the float64
+  // module for every activation and norm and several block sizes.
+  Tensor x = randx({2, 4, 16, 7, 5});
+  const Tensor counts = torch::tensor({4, 3});
+  for (const auto& act : kActivations) {
+    for (const auto& norm : kNorms) {
+      auto tac64 = make_tac(16, 48, act, norm);
+      Tensor want = [&] {
+        torch::NoGradGuard g;
+        return tac64->forward(x, counts);
+      }();
+      auto tac32 = std::dynamic_pointer_cast<sepmech::TACImpl>(tac64->clone());
+      tac32->to(torch::kFloat);
+      for (int64_t block_rows : {int64_t{0}, int64_t{13}, int64_t{1536}}) {
+        tac32->options.inference_block_rows(block_rows);
+        torch::NoGradGuard g;
+        Tensor got = tac32->forward(x.to(torch::kFloat), counts).to(torch::kFloat64);
+        const double scale = want.abs().max().item<double>();
+        expect_close(got, want, 2e-5 * scale, act + "/" + norm + "/block " + std::to_string(block_rows));
+      }
+    }
+  }
+}
+
 TEST(TAC, EmptyBatchOrPositions) {
   auto tac = make_tac(4, 6);
   for (auto shape : std::vector<std::vector<int64_t>>{{0, 3, 4, 2, 2}, {2, 3, 4, 0, 2}, {2, 3, 4, 2, 0}}) {

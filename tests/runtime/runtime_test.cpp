@@ -3,6 +3,10 @@
 
 #include "sepmech/runtime.h"
 
+#include <array>
+
+#include "gemm.h"  // internal
+
 TEST(Runtime, BlasIsNotTheReferenceOne) {
   // scripts/setup.sh installs libopenblas0-pthread, so LibTorch's sgemm_ must come from an
   // optimised BLAS here; on the reference (netlib) BLAS matrix work is ~40x slower.
@@ -43,4 +47,33 @@ TEST(Runtime, ReferenceBlasIsRecognisedAndWarnedAbout) {
   EXPECT_NE(w.find(ref.library), std::string::npos) << w;
   EXPECT_NE(w.find("apt-get install -y libopenblas0-pthread"), std::string::npos) << w;
   EXPECT_EQ(sepmech::blas_warning(sepmech::BlasInfo{"/x/openblas-pthread/libblas.so.3", "openblas"}), "");
+}
+
+// detail::gemm_into (src/gemm.h): the oneDNN path (float32, unit-stride rows) and the LibTorch
+// fallback must both equal a float64 matmul, with and without a transposed right-hand side, a
+// right-hand side with padded rows (a narrowed weight), row and column bias, and odd sizes.
+TEST(Runtime, GemmIntoMatchesFloat64Matmul) {
+  torch::manual_seed(3);
+  for (auto [M, K, N] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {37, 19, 23}, {300, 64, 384}, {5, 0, 7}}) {
+    for (bool bt : {false, true}) {
+      for (int bias_kind : {0, 1, 2}) {  // none, per column [N], per row [M, 1]
+        for (auto dtype : {torch::kFloat, torch::kDouble}) {
+          auto a = torch::randn({M, K}, dtype);
+          // b with rows longer than needed (stride > width), as a narrowed Linear weight has.
+          auto b_full = bt ? torch::randn({N, K + 5}, dtype) : torch::randn({K, N + 5}, dtype);
+          auto b = bt ? b_full.narrow(1, 0, K) : b_full.narrow(1, 0, N);
+          torch::Tensor bias = bias_kind == 1 ? torch::randn({N}, dtype) : bias_kind == 2 ? torch::randn({M, 1}, dtype) : torch::Tensor();
+          auto out = torch::full({M, N}, 7.0, dtype);  // stale values must not leak in
+          sepmech::detail::gemm_into(out, a, b, bt, bias);
+          auto want = torch::matmul(a.to(torch::kDouble), (bt ? b.t() : b).to(torch::kDouble));
+          if (bias.defined()) want = want + bias.to(torch::kDouble);
+          const double tol = (dtype == torch::kFloat ? 1e-5 : 1e-12) * (1 + K);
+          EXPECT_LE((out.to(torch::kDouble) - want).abs().max().item<double>(), tol)
+              << "M=" << M << " K=" << K << " N=" << N << " bt=" << bt << " bias=" << bias_kind << " " << dtype;
+        }
+      }
+    }
+  }
+  auto out = torch::empty({2, 3});
+  EXPECT_THROW(sepmech::detail::gemm_into(out, torch::randn({2, 4}), torch::randn({5, 3}), false), c10::Error);
 }
