@@ -12,10 +12,20 @@
 
 namespace sepmech::detail {
 
-/// out = a · op(b) (+ bias, broadcast to out's shape). a [M, K]; op(b) = b [K, N], or bᵀ when
-/// `b_transposed` (b [N, K], e.g. a Linear weight); out [M, N], written in place. float32 tensors whose
-/// rows are unit-stride take oneDNN's sgemm; anything else (float64, odd strides) LibTorch's addmm.
-void gemm_into(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool b_transposed,
-               const torch::Tensor& bias = {});
+/// out = op(a) · op(b) (+ bias, broadcast to out's shape). op(a) = a [M, K], or aᵀ when
+/// `a_transposed` (a [K, M]); op(b) = b [K, N], or bᵀ when `b_transposed` (b [N, K], e.g. a Linear
+/// weight); out [M, N], written in place. float32 tensors whose rows are unit-stride take oneDNN's
+/// sgemm; anything else (float64, odd strides) LibTorch's addmm. No autograd: see linear().
+void gemm_into(torch::Tensor& out, const torch::Tensor& a, bool a_transposed, const torch::Tensor& b,
+               bool b_transposed, const torch::Tensor& bias = {});
+inline void gemm_into(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool b_transposed,
+                      const torch::Tensor& bias = {}) {
+  gemm_into(out, a, false, b, b_transposed, bias);
+}
+
+/// input [M, K] · weightᵀ (+ bias) with weight [N, K] (a Linear weight, or a column slice of one),
+/// differentiable: forward and both backward GEMMs on gemm_into. Higher-order gradients (backward
+/// with create_graph) are computed with LibTorch ops, so they stay correct.
+torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias);
 
 }  // namespace sepmech::detail

@@ -271,7 +271,7 @@ torch::Tensor TACImpl::forward(const torch::Tensor& x, const torch::Tensor& vali
   const torch::Tensor rows = x.permute({0, 1, 3, 4, 2}).reshape({BM * P, N});
 
   // 1. Transform every mic: h = act1(W1 x_m + b1)                     [B*M*P, H]
-  torch::Tensor h = activate(torch::addmm(input_linear.bias, rows, W1.t()), input_tf, 1, false);
+  torch::Tensor h = activate(detail::linear(rows, W1, input_linear.bias), input_tf, 1, false);
 
   // 2. Average over the valid mics of each example                      [B, P*H]
   const torch::Tensor hb = h.view({B, M, P * H});
@@ -279,14 +279,14 @@ torch::Tensor TACImpl::forward(const torch::Tensor& x, const torch::Tensor& vali
 
   // 3. Average transform: g = act2(W2 mu + b2), one per (b, k, s)      [B*P, H]
   const torch::Tensor g =
-      activate(torch::addmm(avg_linear.bias, mu.view({B * P, H}), avg_linear.weight.t()), avg_tf, 1, false);
+      activate(detail::linear(mu.view({B * P, H}), avg_linear.weight, avg_linear.bias), avg_tf, 1, false);
 
   // 4. Concatenate + output transform. W3 [h; g] = W3h h + W3g g: the g half is computed once per
   //    frame instead of once per mic, and the concatenation is never materialised.
   const torch::Tensor& W3 = concat_linear.weight;
   const torch::Tensor W3h = W3.narrow(1, 0, H), W3g = W3.narrow(1, H, H);
-  const torch::Tensor gz = torch::addmm(concat_linear.bias, g, W3g.t()).view({B, 1, P, N});
-  const torch::Tensor z = activate(torch::mm(h, W3h.t()).view({B, M, P, N}) + gz, concat_tf, 3, false);
+  const torch::Tensor gz = detail::linear(g, W3g, concat_linear.bias).view({B, 1, P, N});
+  const torch::Tensor z = activate(detail::linear(h, W3h, {}).view({B, M, P, N}) + gz, concat_tf, 3, false);
 
   // 5. Normalise each mic's [N, P] block; 6. residual.
   zn = normalise(z.view({BM, P, N}).transpose(1, 2), K, S);

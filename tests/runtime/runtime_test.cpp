@@ -77,3 +77,38 @@ TEST(Runtime, GemmIntoMatchesFloat64Matmul) {
   auto out = torch::empty({2, 3});
   EXPECT_THROW(sepmech::detail::gemm_into(out, torch::randn({2, 4}), torch::randn({5, 3}), false), c10::Error);
 }
+
+// detail::linear: the differentiable oneDNN linear (float32 path) against LibTorch's addmm in
+// float64 -- output, the three gradients, a weight that is a column slice of a wider matrix (as
+// TAC's split concat weight), no bias, and second-order gradients through create_graph.
+TEST(Runtime, OneDnnLinearMatchesAddmmIncludingSecondOrder) {
+  torch::manual_seed(4);
+  for (bool with_bias : {true, false}) {
+    auto x64 = torch::randn({53, 24}, torch::kDouble);
+    auto wide64 = torch::randn({17, 40}, torch::kDouble);
+    auto b64 = torch::randn({17}, torch::kDouble);
+    auto run = [&](torch::ScalarType dt, bool ours) {
+      auto x = x64.to(dt).requires_grad_(true);
+      auto wide = wide64.to(dt).requires_grad_(true);
+      auto b = b64.to(dt).requires_grad_(true);
+      auto w = wide.narrow(1, 8, 24);  // row stride 40, unit column stride
+      torch::Tensor bias = with_bias ? b : torch::Tensor();
+      auto y = ours ? sepmech::detail::linear(x, w, bias) : (with_bias ? torch::addmm(b, x, w.t()) : torch::mm(x, w.t()));
+      // first order with create_graph, then a second-order quantity: d/dwide of |dy/dx|^2
+      auto gx = torch::autograd::grad({(y * y).sum()}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+      auto g2 = torch::autograd::grad({(gx * gx).sum()}, {wide}, {}, /*retain_graph=*/true)[0];
+      auto grads = torch::autograd::grad({y.sum() * 0.5 + (y * y).sum() * 0.1}, {x, wide, b}, {}, true, false, /*allow_unused=*/true);
+      std::vector<torch::Tensor> out{y, gx, g2, grads[0], grads[1]};
+      if (with_bias) out.push_back(grads[2]);
+      for (auto& t : out) t = t.detach().to(torch::kDouble);
+      return out;
+    };
+    const auto want = run(torch::kDouble, false);
+    const auto got = run(torch::kFloat, true);
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      const double scale = want[i].abs().max().item<double>();
+      EXPECT_LE((got[i] - want[i]).abs().max().item<double>(), 2e-5 * (1 + scale)) << "output " << i << " bias " << with_bias;
+    }
+  }
+}
