@@ -151,3 +151,16 @@ TEST(Cli, ThreadsOptionAndNoBlasWarning) {
   // A build without any family registers no workload: `bench` says so instead of printing nothing.
   if (list.out.empty()) EXPECT_ONE_LINE_ERROR("bench", "no benchmark workloads are registered in this build");
 }
+
+TEST(Cli, BenchKeepHeapIsReportedPerLine) {
+  CliRun list = run_cli("bench --list");
+  ASSERT_EQ(list.code, 0) << list.err;
+  if (list.out.empty()) GTEST_SKIP() << "no workload registered in this build";
+  const std::string first = list.out.substr(0, list.out.find(' '));
+  for (bool keep : {false, true}) {
+    CliRun r = run_cli(std::string("bench --json --seconds 0.01 ") + (keep ? "--keep-heap " : "") + first);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string want = std::string("\"freed_memory_kept\":") + (keep ? "true" : "false");
+    EXPECT_NE(r.out.find(want), std::string::npos) << r.out;
+  }
+}
