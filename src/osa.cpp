@@ -3,9 +3,7 @@
 
 #include "gemm.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "simd_transpose.h"
 
 #include <cctype>
 
@@ -41,30 +39,13 @@ void transpose_tiled(const float* s, float* d, int64_t c, int64_t hw) {
   }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if SEPMECH_HAVE_AVX2_TRANSPOSE
 /// The same with 8x8 register transposes (AVX2) on the full 8-channel x 8-position tiles; the
 /// ragged edges go through the portable loop.
 __attribute__((target("avx2"))) void transpose_avx2(const float* s, float* d, int64_t c, int64_t hw) {
   const int64_t c8 = c / 8 * 8, p8 = hw / 8 * 8;
   for (int64_t p = 0; p < p8; p += 8) {
-    for (int64_t ch = 0; ch < c8; ch += 8) {
-      __m256 r[8], t[8], u[8];
-      for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(s + (ch + k) * hw + p);
-      for (int k = 0; k < 8; k += 2) {
-        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-      }
-      for (int q = 0; q < 8; q += 4) {
-        u[q] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
-      }
-      for (int k = 0; k < 4; ++k) {
-        _mm256_storeu_ps(d + (p + k) * c + ch, _mm256_permute2f128_ps(u[k], u[k + 4], 0x20));
-        _mm256_storeu_ps(d + (p + k + 4) * c + ch, _mm256_permute2f128_ps(u[k], u[k + 4], 0x31));
-      }
-    }
+    for (int64_t ch = 0; ch < c8; ch += 8) detail::transpose8x8_avx2(s + ch * hw + p, hw, d + p * c + ch, c);
     for (int64_t q = p; q < p + 8; ++q)
       for (int64_t ch = c8; ch < c; ++ch) d[q * c + ch] = s[ch * hw + q];
   }
@@ -82,13 +63,11 @@ torch::Tensor to_channels_last(const torch::Tensor& x) {
   const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
   const float* src = x.data_ptr<float>();
   float* dst = y.data_ptr<float>();
-#if defined(__GNUC__) && defined(__x86_64__)
+#if SEPMECH_HAVE_AVX2_TRANSPOSE
   static const bool avx2 = __builtin_cpu_supports("avx2");
-#else
-  constexpr bool avx2 = false;
 #endif
   for (int64_t b = 0; b < n; ++b) {
-#if defined(__GNUC__) && defined(__x86_64__)
+#if SEPMECH_HAVE_AVX2_TRANSPOSE
     if (avx2) {
       transpose_avx2(src + b * c * hw, dst + b * c * hw, c, hw);
       continue;

@@ -14,6 +14,7 @@
 #endif
 
 #include "sepmech/multiframe.h"
+#include "simd_transpose.h"
 
 namespace sepmech::mf {
 namespace {
@@ -425,33 +426,13 @@ SEPMECH_INLINE void store_complex_lanes(T* o, const T* re, const T* im) {
 // into the target-neutral mf_rows template; `flatten` on mf_rows_avx2 inlines them there.
 #define SEPMECH_AVX2_INLINE inline __attribute__((target("avx2,fma")))
 
-/// 8x8 transpose: rows p + l*W (l = 0..7), 8 floats each, into dst[0..7][l].
-SEPMECH_AVX2_INLINE void transpose8x8(const float* p, int W, float (*dst)[kLanes]) {
-  __m256 r[8], t[8], u[8];
-  for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p + l * W);
-  for (int l = 0; l < 8; l += 2) {
-    t[l] = _mm256_unpacklo_ps(r[l], r[l + 1]);
-    t[l + 1] = _mm256_unpackhi_ps(r[l], r[l + 1]);
-  }
-  for (int h = 0; h < 8; h += 4) {
-    u[h] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int j = 0; j < 4; ++j) {
-    _mm256_storeu_ps(dst[j], _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
-    _mm256_storeu_ps(dst[j + 4], _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
-  }
-}
-
 /// gather_lanes for float, W >= 8: 8x8 tiles; the last tile overlaps instead of running past.
 template <int W>
 SEPMECH_AVX2_INLINE void gather_lanes_avx2(const float* src, float (*dst)[kLanes]) {
   static_assert(W >= 8 && kLanes == 8, "8x8 tiles need rows of at least 8 floats and 8 lanes");
   for (int e0 = 0; e0 < W; e0 += 8) {
     const int e = e0 + 8 <= W ? e0 : W - 8;
-    transpose8x8(src + e, W, dst + e);
+    sepmech::detail::transpose8x8_avx2(src + e, W, dst[e], kLanes);
   }
 }
 
