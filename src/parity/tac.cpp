@@ -100,11 +100,10 @@ Outputs run(const Case& c) {
       auto mapped = sepmech::io::map_keys({{file_key, torch::Tensor()}}, key_maps[i]);
       if (mapped.empty()) continue;
       const std::string& name = mapped.begin()->first;
-      if (buffer) {
-        if (auto* t = layers[i]->named_buffers().find(name)) return *t;
-      } else {
-        if (auto* t = layers[i]->named_parameters().find(name)) return *t;
-      }
+      // named_*() return the dict by value: keep it alive while its entry is read (find() on the
+      // temporary handed back a pointer into freed memory; found by ASan).
+      const auto dict = buffer ? layers[i]->named_buffers() : layers[i]->named_parameters();
+      if (const torch::Tensor* t = dict.find(name)) return *t;
     }
     throw Unsupported("tac: no " + std::string(buffer ? "buffer" : "parameter") + " for key '" + file_key + "'");
   };
