@@ -71,10 +71,7 @@ struct LinearFn : public torch::autograd::Function<LinearFn> {
 }  // namespace
 
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
-  const bool fast = input.dim() == 2 && weight.dim() == 2 && input.scalar_type() == torch::kFloat &&
-                    weight.scalar_type() == torch::kFloat && input.stride(1) == 1 && weight.stride(1) == 1 &&
-                    (!bias.defined() || bias.scalar_type() == torch::kFloat);
-  if (!fast) return bias.defined() ? torch::addmm(bias, input, weight.t()) : torch::mm(input, weight.t());
+  // gemm_into picks oneDNN or LibTorch per call, so every dtype and layout can take this Function.
   return LinearFn::apply(input, weight, bias.defined() ? bias : torch::empty({0}, input.options()));
 }
 

@@ -485,6 +485,28 @@ SEPMECH_INLINE void gather_lanes_for(const T* src, T (*dst)[kLanes]) {
   gather_lanes<T, W>(src, dst);
 }
 
+/// v = M gamma for kLanes systems at once. mr(i, k) / mi(i, k) give the lane arrays of the real /
+/// imaginary part of M[i][k], so the gathered block and the solver's block share one loop.
+template <typename T, int N, typename Re, typename Im>
+SEPMECH_INLINE void complex_matvec(Re mr, Im mi, const T (&g)[N][2][kLanes], T (&vr)[N][kLanes], T (&vi)[N][kLanes]) {
+  for (int i = 0; i < N; ++i) {
+    T re[kLanes] = {}, im[kLanes] = {};
+    for (int k = 0; k < N; ++k) {
+      const T* ar = mr(i, k);
+      const T* ai = mi(i, k);
+      for (int l = 0; l < kLanes; ++l) {
+        const T gr = g[k][0][l], gi = g[k][1][l];
+        re[l] += ar[l] * gr - ai[l] * gi;
+        im[l] += ar[l] * gi + ai[l] * gr;
+      }
+    }
+    for (int l = 0; l < kLanes; ++l) {
+      vr[i][l] = re[l];
+      vi[i][l] = im[l];
+    }
+  }
+}
+
 template <typename T, int N, bool Avx2>
 SEPMECH_INLINE void mf_rows(const T* spec, const T* ifc, const T* R, T* out, const MfFusedArgs& a, int64_t r0,
                             int64_t r1) {
@@ -531,19 +553,8 @@ SEPMECH_INLINE void mf_rows(const T* spec, const T* ifc, const T* R, T* out, con
       // except where the solver clamps a NaN pivot; the solve branch checks its matrix.
       if (a.inverse && !a.cholesky) {
         // v = R gamma (no constraint, no regularisation).
-        for (int i = 0; i < N; ++i) {
-          T re[kLanes] = {}, im[kLanes] = {};
-          for (int k = 0; k < N; ++k)
-            for (int l = 0; l < kLanes; ++l) {
-              const T ar = A[i][k][0][l], ai = A[i][k][1][l], gr = g[k][0][l], gi = g[k][1][l];
-              re[l] += ar * gr - ai * gi;
-              im[l] += ar * gi + ai * gr;
-            }
-          for (int l = 0; l < kLanes; ++l) {
-            vr[i][l] = re[l];
-            vi[i][l] = im[l];
-          }
-        }
+        complex_matvec<T, N>([&](int i, int k) { return A[i][k][0]; }, [&](int i, int k) { return A[i][k][1]; }, g,
+                             vr, vi);
       } else {
         // Steps 1/2: the matrix the filter uses, into s.
         if (a.cholesky) {
@@ -583,19 +594,8 @@ SEPMECH_INLINE void mf_rows(const T* spec, const T* ifc, const T* R, T* out, con
               }
         }
         if (a.inverse) {  // Cholesky factor of the inverse: v = (L L^H) gamma
-          for (int i = 0; i < N; ++i) {
-            T re[kLanes] = {}, im[kLanes] = {};
-            for (int k = 0; k < N; ++k)
-              for (int l = 0; l < kLanes; ++l) {
-                const T ar = s.ar[i][k][l], ai = s.ai[i][k][l], gr = g[k][0][l], gi = g[k][1][l];
-                re[l] += ar * gr - ai * gi;
-                im[l] += ar * gi + ai * gr;
-              }
-            for (int l = 0; l < kLanes; ++l) {
-              vr[i][l] = re[l];
-              vi[i][l] = im[l];
-            }
-          }
+          complex_matvec<T, N>([&](int i, int k) { return s.ar[i][k]; }, [&](int i, int k) { return s.ai[i][k]; }, g,
+                               vr, vi);
         } else {
           // Entries the solver reads must be finite (it would clamp a NaN pivot into garbage).
           for (int i = 0; i < N; ++i)
