@@ -1,14 +1,14 @@
 // DfOp: the deep-filtering operator, its six reference methods and the fused method.
 #include "sepmech/dfop.h"
 
-#include "deep_filter_kernel.h"
+#include "kernels/cpu.h"
+#include "kernels/deep_filter.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <cstring>
 #include <ostream>
-#include <atomic>
 #include <type_traits>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -102,91 +102,9 @@ struct Dims {
   int64_t B, T, F, Fdf, N, L;
 };
 
-// Gradients of sum(Y * G): gX (gathered: each input frame collects the taps that read it), gH, gA.
-template <typename S>
-inline __attribute__((always_inline)) void backward_rows(const S* X, const S* H, const S* A, const S* G, S* gX, S* gH,
-                                                         S* gA, const Dims& d, int64_t begin, int64_t end) {
-  const int64_t front = d.N - 1 - d.L, row = 2 * d.F, hrow = 2 * d.Fdf;
-  for (int64_t bt = begin; bt < end; ++bt) {
-    const int64_t b = bt / d.T, t = bt % d.T;
-    const S* g_t = G + bt * row;
-    const S a_t = A ? A[bt] : S(1);
-    if (gX) {
-      // Frame s = t is read by output frame t' = s + front - n through tap n.
-      S* gx = gX + bt * row;
-      std::memcpy(gx + hrow, g_t + hrow, sizeof(S) * (row - hrow));
-      const S keep = A ? S(1) - a_t : S(0);
-      for (int64_t k = 0; k < hrow; ++k) gx[k] = keep * g_t[k];
-      for (int64_t n = 0; n < d.N; ++n) {
-        const int64_t tp = t + front - n;
-        if (tp < 0 || tp >= d.T) continue;
-        const int64_t btp = b * d.T + tp;
-        const S a = A ? A[btp] : S(1);
-        const S* g = G + btp * row;
-        const S* h = H + (btp * d.N + n) * hrow;
-        for (int64_t k = 0; k < hrow; k += 2) {
-          const S gr = a * g[k], gi = a * g[k + 1], hr = h[k], hi = h[k + 1];
-          gx[k] += gr * hr + gi * hi;
-          gx[k + 1] += gi * hr - gr * hi;
-        }
-      }
-    }
-    if (gH || gA) {
-      S dot = 0;  // <Y_t - X_t, G_t> over the filtered bins
-      for (int64_t n = 0; n < d.N; ++n) {
-        const int64_t s = t - front + n;
-        S* gh = gH ? gH + (bt * d.N + n) * hrow : nullptr;
-        if (s < 0 || s >= d.T) {
-          if (gh) std::memset(gh, 0, sizeof(S) * hrow);
-          continue;
-        }
-        const S* xs = X + (b * d.T + s) * row;
-        const S* h = H + (bt * d.N + n) * hrow;
-        if (gh)
-          for (int64_t k = 0; k < hrow; k += 2) {
-            const S gr = a_t * g_t[k], gi = a_t * g_t[k + 1], xr = xs[k], xi = xs[k + 1];
-            gh[k] = gr * xr + gi * xi;
-            gh[k + 1] = gi * xr - gr * xi;
-          }
-        if (gA)
-          for (int64_t k = 0; k < hrow; k += 2) {
-            const S xr = xs[k], xi = xs[k + 1], hr = h[k], hi = h[k + 1];
-            dot += (xr * hr - xi * hi) * g_t[k] + (xr * hi + xi * hr) * g_t[k + 1];
-          }
-      }
-      if (gA) {
-        const S* x_t = X + bt * row;
-        for (int64_t k = 0; k < hrow; ++k) dot -= x_t[k] * g_t[k];
-        gA[bt] = dot;
-      }
-    }
-  }
-}
-
-#if defined(__x86_64__)
-#define SEPMECH_DFOP_AVX2 1
-std::atomic<bool> g_force_generic{false};
-bool cpu_has_avx2_fma() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok && !g_force_generic.load(std::memory_order_relaxed);
-}
-
-__attribute__((target("avx2,fma"))) void backward_rows_avx2(const float* X, const float* H, const float* A,
-                                                            const float* G, float* gX, float* gH, float* gA,
-                                                            const Dims& d, int64_t begin, int64_t end) {
-  backward_rows<float>(X, H, A, G, gX, gH, gA, d, begin, end);
-}
-#endif
-
-template <typename S>
-void fused_backward_kernel(const S* X, const S* H, const S* A, const S* G, S* gX, S* gH, S* gA, const Dims d) {
-  at::parallel_for(0, d.B * d.T, 16, [&](int64_t begin, int64_t end) {
-#ifdef SEPMECH_DFOP_AVX2
-    if constexpr (std::is_same_v<S, float>)
-      if (cpu_has_avx2_fma()) return backward_rows_avx2(X, H, A, G, gX, gH, gA, d, begin, end);
-#endif
-    backward_rows<S>(X, H, A, G, gX, gH, gA, d, begin, end);
-  });
+// coefs [B,T,N,Fdf,2]: one channel, taps Fdf complex bins apart, frames N taps apart.
+detail::DfKernelGeom kernel_geom(const Dims& d) {
+  return {d.B, 1, d.T, d.F, d.Fdf, d.N, d.L, d.T * d.N * 2 * d.Fdf, 0, d.N * 2 * d.Fdf, 2 * d.Fdf, false};
 }
 
 Dims dims_of(const Tensor& spec, const Tensor& coefs, int64_t N, int64_t L) {
@@ -198,14 +116,8 @@ Tensor fused_forward(const Tensor& spec, const Tensor& coefs, const Tensor& alph
   Tensor a = alpha.defined() ? alpha.contiguous() : Tensor();
   auto y = torch::empty_like(x, at::MemoryFormat::Contiguous);
   const Dims d = dims_of(x, h, N, L);
-  // coefs [B,T,N,Fdf,2]: one channel, taps Fdf complex bins apart, frames N taps apart.
-  const detail::DfKernelGeom g{d.B, 1, d.T, d.F, d.Fdf, d.N, d.L, d.T * d.N * 2 * d.Fdf, 0, d.N * 2 * d.Fdf,
-                               2 * d.Fdf, false};
-#ifdef SEPMECH_DFOP_AVX2
-  const bool avx2 = cpu_has_avx2_fma();
-#else
-  const bool avx2 = false;
-#endif
+  const detail::DfKernelGeom g = kernel_geom(d);
+  const bool avx2 = kernels::use_avx2();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sepmech::deep_filter", [&] {
     detail::deep_filter_forward_kernel<scalar_t>(x.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
                                                  a.defined() ? a.data_ptr<scalar_t>() : nullptr,
@@ -256,11 +168,12 @@ class DeepFilterFunction : public torch::autograd::Function<DeepFilterFunction> 
     Tensor ga = need_a ? torch::empty_like(a, at::MemoryFormat::Contiguous) : Tensor();
     const Dims d = dims_of(x, h, N, L);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sepmech::deep_filter_backward", [&] {
-      fused_backward_kernel<scalar_t>(x.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
-                                      a.defined() ? a.data_ptr<scalar_t>() : nullptr, g.data_ptr<scalar_t>(),
-                                      need_x ? gx.data_ptr<scalar_t>() : nullptr,
-                                      need_h ? gh.data_ptr<scalar_t>() : nullptr,
-                                      need_a ? ga.data_ptr<scalar_t>() : nullptr, d);
+      detail::deep_filter_backward_kernel<scalar_t>(x.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
+                                                    a.defined() ? a.data_ptr<scalar_t>() : nullptr,
+                                                    g.data_ptr<scalar_t>(), need_x ? gx.data_ptr<scalar_t>() : nullptr,
+                                                    need_h ? gh.data_ptr<scalar_t>() : nullptr,
+                                                    need_a ? ga.data_ptr<scalar_t>() : nullptr, kernel_geom(d),
+                                                    kernels::use_avx2());
     });
     return {gx, gh, ga, Tensor(), Tensor()};
   }
@@ -318,18 +231,6 @@ Tensor deep_filter(const Tensor& spec, const Tensor& coefs, const Tensor& alpha,
   return DeepFilterFunction::apply(spec, coefs, a, df_order, df_lookahead);
 }
 
-namespace detail {
-bool dfop_force_generic_kernels(bool on) {
-#ifdef SEPMECH_DFOP_AVX2
-  g_force_generic = on;
-  return cpu_has_avx2_fma() || on;
-#else
-  (void)on;
-  return false;
-#endif
-}
-}  // namespace detail
-
 // -------------------------------------------------------------------------------------------------
 // DfOp
 // -------------------------------------------------------------------------------------------------
@@ -354,15 +255,15 @@ void DfOpImpl::set_method(DfMethod method) {
   if (method == DfMethod::real_hidden_state_loop) {
     TORCH_CHECK(options.freq_bins() >= options.df_bins(), "sepmech::DfOp: freq_bins must be >= df_bins (",
                 options.df_bins(), ") for method real_hidden_state_loop, got ", options.freq_bins());
-    spec_buf = torch::zeros({1, 1, options.df_order(), options.freq_bins(), 2});
+    spec_buf_ = torch::zeros({1, 1, options.df_order(), options.freq_bins(), 2});
   } else {
-    spec_buf = Tensor();
+    spec_buf_ = Tensor();
   }
   options.method(method);
 }
 
 void DfOpImpl::reset_hidden_state() {
-  if (spec_buf.defined()) spec_buf.zero_();
+  if (spec_buf_.defined()) spec_buf_.zero_();
 }
 
 void DfOpImpl::pretty_print(std::ostream& stream) const {
@@ -471,7 +372,7 @@ Tensor DfOpImpl::forward_real_hidden_state_loop(const Tensor& spec, const Tensor
   const int64_t N = options.df_order(), L = options.df_lookahead(), Fdf = options.df_bins(),
                 Fb = options.freq_bins();
   const char* who = "sepmech::DfOp(real_hidden_state_loop)";
-  TORCH_CHECK(spec_buf.defined(), who, ": the hidden state is missing (method switched without set_method)");
+  TORCH_CHECK(spec_buf_.defined(), who, ": the hidden state is missing (method switched without set_method)");
   TORCH_CHECK(spec.defined() && spec.dim() == 5 && spec.size(0) == 1 && spec.size(1) == 1 && spec.size(3) == Fb &&
                   spec.size(4) == 2,
               who, ": spec must be [1,1,T,freq_bins,2] with freq_bins = ", Fb,
@@ -486,10 +387,10 @@ Tensor DfOpImpl::forward_real_hidden_state_loop(const Tensor& spec, const Tensor
   TORCH_CHECK(alpha.numel() == T, who, ": alpha must have T = ", T, " elements (e.g. [1,T,1]), got ",
               shape_str(alpha));
   // The buffer lives in the default dtype (the reference writes frames into a float32 buffer).
-  const auto dt = spec_buf.scalar_type();
+  const auto dt = spec_buf_.scalar_type();
   if (T == 0) return torch::empty({1, 1, 0, Fb, 2}, spec.options().dtype(dt));
   std::vector<Tensor> frames;
-  for (int64_t n = 0; n < N; ++n) frames.push_back(spec_buf[0][0][n]);  // [Fb, 2], oldest first
+  for (int64_t n = 0; n < N; ++n) frames.push_back(spec_buf_[0][0][n]);  // [Fb, 2], oldest first
   auto a_all = alpha.reshape({T}).to(dt);
   std::vector<Tensor> outs;
   outs.reserve(T);
@@ -500,7 +401,7 @@ Tensor DfOpImpl::forward_real_hidden_state_loop(const Tensor& spec, const Tensor
     auto y = real_cmul_sum(win.narrow(1, 0, Fdf), coefs[0][t].to(dt), 0);        // [Fdf, 2]
     outs.push_back(assign_df(frames[N - L - 1], y, Fdf, a_all[t]));
   }
-  spec_buf = torch::stack(frames, 0).reshape({1, 1, N, Fb, 2}).detach().clone();
+  spec_buf_ = torch::stack(frames, 0).reshape({1, 1, N, Fb, 2}).detach().clone();
   return torch::stack(outs, 0).reshape({1, 1, T, Fb, 2});
 }
 

@@ -1,23 +1,13 @@
 // The multi-frame family (spec: ../shared/spec/deepfilter.md §3; page: docs/multiframe.md).
 #include "sepmech/multiframe.h"
 
-#include "deep_filter_kernel.h"
+#include "kernels/cpu.h"
+#include "kernels/deep_filter.h"
+#include "kernels/multiframe_solver.h"
 
 namespace sepmech {
 namespace mf {
 
-namespace detail {
-// Defined in small_hermitian.cpp.
-torch::Tensor small_solve_floor(const torch::Tensor& A, const torch::Tensor& b, bool hermitian,
-                                const torch::Tensor& floor);
-struct MfFusedArgs {
-  int64_t B, C, T, F, Fdf, N, L;
-  bool mvdr, cholesky, inverse, enforce;
-  double eps, dload;
-};
-torch::Tensor mf_filter_fused(const torch::Tensor& spec, const torch::Tensor& ifc, const torch::Tensor& R,
-                              const MfFusedArgs& a);
-}  // namespace detail
 
 namespace {
 
@@ -55,7 +45,7 @@ struct DfGeom {
 
 DfGeom make_geom(const torch::Tensor& spec, CoefLayout layout, int64_t Fdf, int64_t N, int64_t L, bool conj) {
   DfGeom g{spec.size(0), spec.size(1), spec.size(2), spec.size(3), Fdf, N, N == 1 ? 0 : L, 0, 0, 0, 0, 0, conj};
-  if (layout == CoefLayout::kChannelTime) {  // [B, C*N, T, Fdf]
+  if (layout == CoefLayout::channel_time) {  // [B, C*N, T, Fdf]
     g.sf = 1;
     g.st = Fdf;
     g.sn = g.T * Fdf;
@@ -71,90 +61,45 @@ DfGeom make_geom(const torch::Tensor& spec, CoefLayout layout, int64_t Fdf, int6
   return g;
 }
 
-// The forward pass is the deep-filter kernel shared with DfOp (src/deep_filter_kernel.h).
+// Forward and backward are the deep-filter kernels shared with DfOp (src/kernels/deep_filter.h),
+// which need the bins of a tap contiguous: the bin-tap layout [B,T,Fdf,N] (a small per-bin
+// filter) is transposed to [B,T,N,Fdf] first (and its gradient transposed back).
+torch::Tensor bins_contiguous(const torch::Tensor& h, const DfGeom& g) {
+  return g.sf == 1 ? h : h.view({g.B, g.T, g.Fdf, g.N, 2}).permute({0, 1, 3, 2, 4}).contiguous();
+}
+
+sepmech::detail::DfKernelGeom kernel_geom(const DfGeom& g) {
+  if (g.sf == 1) return {g.B, g.C, g.T, g.F, g.Fdf, g.N, g.L, 2 * g.sb, 2 * g.sc, 2 * g.st, 2 * g.sn, g.conj};
+  return {g.B, g.C, g.T, g.F, g.Fdf, g.N, g.L, 2 * g.T * g.N * g.Fdf, 0, 2 * g.N * g.Fdf, 2 * g.Fdf, g.conj};
+}
+
 torch::Tensor df_forward(const torch::Tensor& x, const torch::Tensor& h, const DfGeom& g) {
   auto y = torch::empty_like(x);
-  // Bins must be contiguous for the shared kernel: the bin-tap layout [B,T,Fdf,N] (a small
-  // per-bin filter) is transposed to [B,T,N,Fdf] first.
-  torch::Tensor hk = h;
-  int64_t sb = g.sb, sc = g.sc, st = g.st, sn = g.sn;
-  if (g.sf != 1) {
-    hk = h.view({g.B, g.T, g.Fdf, g.N, 2}).permute({0, 1, 3, 2, 4}).contiguous();
-    sb = g.T * g.N * g.Fdf;
-    sc = 0;
-    st = g.N * g.Fdf;
-    sn = g.Fdf;
-  }
-  const sepmech::detail::DfKernelGeom k{g.B, g.C, g.T, g.F, g.Fdf, g.N, g.L, 2 * sb, 2 * sc, 2 * st, 2 * sn, g.conj};
-#if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  const bool avx2 = false;
-#endif
-  if (x.scalar_type() == torch::kFloat)
-    sepmech::detail::deep_filter_forward_kernel<float>(x.data_ptr<float>(), hk.data_ptr<float>(), nullptr,
-                                                       y.data_ptr<float>(), k, avx2);
-  else
-    sepmech::detail::deep_filter_forward_kernel<double>(x.data_ptr<double>(), hk.data_ptr<double>(), nullptr,
-                                                        y.data_ptr<double>(), k, avx2);
+  const torch::Tensor hk = bins_contiguous(h, g);
+  const auto k = kernel_geom(g);
+  const bool avx2 = kernels::use_avx2();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sepmech::mf::deep_filter", [&] {
+    sepmech::detail::deep_filter_forward_kernel<scalar_t>(x.data_ptr<scalar_t>(), hk.data_ptr<scalar_t>(), nullptr,
+                                                          y.data_ptr<scalar_t>(), k, avx2);
+  });
   return y;
 }
 
-template <typename T>
-void df_backward_kernel(const T* x, const T* h, const T* gy, T* gx, T* gh, const DfGeom& g) {
-  const T cs = g.conj ? T(-1) : T(1);
-  const int64_t D = g.N - 1 - g.L;
-  // grad spec: gx[s] = gy[s] (bins >= Fdf); sum_n gy[t] conj(Heff[t,n]) with t = s + D - n.
-  at::parallel_for(0, g.B * g.C * g.T, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<T> acc(2 * g.Fdf);
-    for (int64_t row = r0; row < r1; ++row) {
-      const int64_t s = row % g.T, bc = row / g.T, c = bc % g.C, b = bc / g.C;
-      T* o = gx + row * g.F * 2;
-      std::memcpy(o + 2 * g.Fdf, gy + row * g.F * 2 + 2 * g.Fdf, sizeof(T) * 2 * (g.F - g.Fdf));
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t n = 0; n < g.N; ++n) {
-        const int64_t t = s + D - n;
-        if (t < 0 || t >= g.T) continue;
-        const T* gr = gy + (bc * g.T + t) * g.F * 2;
-        const T* hr = h + 2 * (b * g.sb + c * g.sc + t * g.st + n * g.sn);
-        const int64_t sf = 2 * g.sf;
-        T* a = acc.data();
-        for (int64_t f = 0; f < g.Fdf; ++f) {
-          const T re = gr[2 * f], im = gr[2 * f + 1];
-          const T hre = hr[f * sf], him = -cs * hr[f * sf + 1];  // conj(Heff)
-          a[2 * f] += re * hre - im * him;
-          a[2 * f + 1] += re * him + im * hre;
-        }
-      }
-      std::memcpy(o, acc.data(), sizeof(T) * 2 * g.Fdf);
-    }
+/// Gradients w.r.t. spec and coefs (coefs in their own layout).
+std::pair<torch::Tensor, torch::Tensor> df_backward(const torch::Tensor& x, const torch::Tensor& h,
+                                                    const torch::Tensor& gy, const DfGeom& g) {
+  auto gx = torch::empty_like(x);
+  const torch::Tensor hk = bins_contiguous(h, g);
+  auto ghk = torch::empty_like(hk, at::MemoryFormat::Contiguous);
+  const auto k = kernel_geom(g);
+  const bool avx2 = kernels::use_avx2();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sepmech::mf::deep_filter_backward", [&] {
+    sepmech::detail::deep_filter_backward_kernel<scalar_t>(x.data_ptr<scalar_t>(), hk.data_ptr<scalar_t>(), nullptr,
+                                                           gy.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(),
+                                                           ghk.data_ptr<scalar_t>(), nullptr, k, avx2);
   });
-  // grad coefs: gHeff[t,n] = gy[t] conj(x[t-D+n]); gH = conj(gHeff) if conj. Channels sharing a
-  // coefficient (sc == 0) are summed inside one task, so tasks never write the same element.
-  const int64_t c_rows = g.sc == 0 ? 1 : g.C;
-  at::parallel_for(0, g.B * c_rows * g.T, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t row = r0; row < r1; ++row) {
-      const int64_t t = row % g.T, bq = row / g.T, cq = bq % c_rows, b = bq / c_rows;
-      for (int64_t n = 0; n < g.N; ++n) {
-        T* ho = gh + 2 * (b * g.sb + cq * g.sc + t * g.st + n * g.sn);
-        const int64_t sf = 2 * g.sf;
-        for (int64_t f = 0; f < g.Fdf; ++f) ho[f * sf] = ho[f * sf + 1] = T(0);
-        const int64_t tt = t - D + n;
-        if (tt < 0 || tt >= g.T) continue;
-        const int64_t c_lo = g.sc == 0 ? 0 : cq, c_hi = g.sc == 0 ? g.C : cq + 1;
-        for (int64_t c = c_lo; c < c_hi; ++c) {
-          const int64_t bc = b * g.C + c;
-          const T* gr = gy + (bc * g.T + t) * g.F * 2;
-          const T* xr = x + (bc * g.T + tt) * g.F * 2;
-          for (int64_t f = 0; f < g.Fdf; ++f) {
-            const T gre = gr[2 * f], gim = gr[2 * f + 1], xre = xr[2 * f], xim = -xr[2 * f + 1];
-            ho[f * sf] += gre * xre - gim * xim;
-            ho[f * sf + 1] += cs * (gre * xim + gim * xre);
-          }
-        }
-      }
-    }
-  });
+  if (g.sf == 1) return {gx, ghk};
+  return {gx, ghk.view({g.B, g.T, g.N, g.Fdf, 2}).permute({0, 1, 3, 2, 4}).contiguous().view(h.sizes())};
 }
 
 struct DeepFilterFn : public torch::autograd::Function<DeepFilterFn> {
@@ -182,14 +127,7 @@ struct DeepFilterFn : public torch::autograd::Function<DeepFilterFn> {
     const DfGeom g = make_geom(x, static_cast<CoefLayout>(ctx->saved_data["layout"].toInt()),
                                ctx->saved_data["Fdf"].toInt(), ctx->saved_data["N"].toInt(),
                                ctx->saved_data["L"].toInt(), ctx->saved_data["conj"].toBool());
-    auto gx = torch::empty_like(x);
-    auto gh = torch::empty_like(h);
-    if (x.scalar_type() == torch::kFloat)
-      df_backward_kernel<float>(x.data_ptr<float>(), h.data_ptr<float>(), gy.data_ptr<float>(),
-                                gx.data_ptr<float>(), gh.data_ptr<float>(), g);
-    else
-      df_backward_kernel<double>(x.data_ptr<double>(), h.data_ptr<double>(), gy.data_ptr<double>(),
-                                 gx.data_ptr<double>(), gh.data_ptr<double>(), g);
+    auto [gx, gh] = df_backward(x, h, gy, g);
     return {gx, gh, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
@@ -217,7 +155,7 @@ torch::Tensor spec_unfold_real(const torch::Tensor& spec, int64_t frame_size, in
   return padded.unfold(2, frame_size, 1).permute({0, 1, 5, 2, 3, 4});  // [B,C,N,T,F,2]
 }
 
-// The reference's formulations (einsum) are kept on purpose: MfImpl::kReference is the baseline the
+// The reference's formulations (einsum) are kept on purpose: MfImpl::reference is the baseline the
 // benchmarks measure the fused kernels against, so it must cost what the reference costs.
 torch::Tensor apply_coefs(const torch::Tensor& spec_u, const torch::Tensor& w) {
   return torch::einsum("...n,...n->...", {spec_u, w});
@@ -276,10 +214,10 @@ torch::Tensor deep_filter(const torch::Tensor& spec, const torch::Tensor& coefs,
   TORCH_CHECK(num_freqs >= 1 && num_freqs <= spec.size(3), who, ": num_freqs must be in [1, F=", spec.size(3),
               "], got ", num_freqs);
   const int64_t B = spec.size(0), C = spec.size(1), T = spec.size(2), N = frame_size;
-  std::vector<int64_t> want = layout == CoefLayout::kChannelTime ? std::vector<int64_t>{B, C * N, T, num_freqs, 2}
+  std::vector<int64_t> want = layout == CoefLayout::channel_time ? std::vector<int64_t>{B, C * N, T, num_freqs, 2}
                                                                  : std::vector<int64_t>{B, T, num_freqs, N, 2};
   TORCH_CHECK(coefs.sizes() == torch::IntArrayRef(want), who, ": coefs must be ",
-              layout == CoefLayout::kChannelTime ? "[B, C*N, T, num_freqs, 2] = " : "[B, T, num_freqs, N, 2] = ",
+              layout == CoefLayout::channel_time ? "[B, C*N, T, num_freqs, 2] = " : "[B, T, num_freqs, N, 2] = ",
               torch::IntArrayRef(want), ", got ", shape(coefs));
   TORCH_CHECK(coefs.scalar_type() == spec.scalar_type(), who, ": coefs must have the dtype of spec (",
               spec.scalar_type(), "), got ", coefs.scalar_type());
@@ -339,8 +277,8 @@ torch::Tensor DFImpl::forward(const torch::Tensor& spec, const torch::Tensor& co
   check_spec(who, spec, num_freqs_);
   const int64_t B = spec.size(0), C = spec.size(1), T = spec.size(2), N = frame_size_;
   check_coefs(who, coefs, spec, {B, C * N, T, num_freqs_, 2}, "[B, C*frame_size, T, num_freqs, 2]");
-  if (options.impl() == MfImpl::kFused)
-    return mf::deep_filter(spec, coefs, mf::CoefLayout::kChannelTime, num_freqs_, N, lookahead_, options.conj());
+  if (options.impl() == MfImpl::fused)
+    return mf::deep_filter(spec, coefs, mf::CoefLayout::channel_time, num_freqs_, N, lookahead_, options.conj());
   // Reference transcription: unfold the complex spectrogram, multiply-sum with the coefficients.
   auto spec_u = spec_unfold(mf::as_complex(spec)).narrow(-2, 0, num_freqs_);  // [B,C,T,Fdf,N]
   auto h = mf::as_complex(coefs).view({B, C, N, T, num_freqs_});
@@ -440,7 +378,7 @@ torch::Tensor MfFilterBase::weights(const torch::Tensor& ifc, const torch::Tenso
                   ifc.sizes().slice(0, 3) == R.sizes().slice(0, 3),
               who, ": ifc must be [B,T,F,2N] and R [B,T,F,2N^2] with N = ", N, ", got ", ifc.sizes(), " and ",
               R.sizes());
-  const bool fused = o.impl() == MfImpl::kFused;
+  const bool fused = o.impl() == MfImpl::fused;
   const auto bshape = ifc.sizes().slice(0, 3).vec();
   auto shape_m = bshape;
   shape_m.insert(shape_m.end(), {N, N, 2});
@@ -504,15 +442,15 @@ torch::Tensor MfFilterBase::filter(const torch::Tensor& spec, const torch::Tenso
   check_inputs(spec, ifc, R);
   const auto& o = opts();
   const int64_t N = frame_size_;
-  if (o.impl() == MfImpl::kFused && N <= 8 && !needs_grad({spec, ifc, R})) {
+  if (o.impl() == MfImpl::fused && N <= 8 && !needs_grad({spec, ifc, R})) {
     mf::detail::MfFusedArgs a{spec.size(0), spec.size(1), spec.size(2), spec.size(3), num_freqs_, N,
                               effective_lookahead(), mvdr_, o.cholesky_decomp(), o.inverse(),
                               o.enforce_constraints(), o.eps(), o.dload()};
     return mf::detail::mf_filter_fused(spec, ifc, R, a);
   }
   auto w = weights(ifc, R);  // [B,T,Fdf,N] complex
-  if (o.impl() == MfImpl::kFused)
-    return mf::deep_filter(spec, torch::view_as_real(w).contiguous(), mf::CoefLayout::kBinTap, num_freqs_, N,
+  if (o.impl() == MfImpl::fused)
+    return mf::deep_filter(spec, torch::view_as_real(w).contiguous(), mf::CoefLayout::bin_tap, num_freqs_, N,
                            lookahead_, false);
   auto spec_u = spec_unfold(mf::as_complex(spec)).narrow(-2, 0, num_freqs_);  // [B,C,T,Fdf,N]
   return mf::assign_bins(spec, apply_coefs(spec_u, w.unsqueeze(1)), num_freqs_);
@@ -593,7 +531,7 @@ torch::Tensor MfWfCImpl::forward(const torch::Tensor& spec, const torch::Tensor&
   check_spec(who, spec, num_freqs_);
   const int64_t B = spec.size(0), C = spec.size(1), T = spec.size(2), N = frame_size_;
   check_coefs(who, coefs, spec, {B, C * N, T, num_freqs_, 2}, "[B, C*frame_size, T, num_freqs, 2]");
-  return mf::deep_filter(spec, coefs, mf::CoefLayout::kChannelTime, num_freqs_, N, 0, false);
+  return mf::deep_filter(spec, coefs, mf::CoefLayout::channel_time, num_freqs_, N, 0, false);
 }
 void MfWfCImpl::pretty_print(std::ostream& s) const { print_old(s, "sepmech::MfWfC", options); }
 

@@ -1,9 +1,10 @@
 // OSA_RES_eSE block, stage and VoVNet backbone (see include/sepmech/osa.h, docs/osa.md).
 #include "sepmech/osa.h"
 
-#include "gemm.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm.h"
 
-#include "simd_transpose.h"
+#include "kernels/simd_transpose.h"
 
 #include <cctype>
 
@@ -64,7 +65,7 @@ torch::Tensor to_channels_last(const torch::Tensor& x) {
   const float* src = x.data_ptr<float>();
   float* dst = y.data_ptr<float>();
 #if SEPMECH_HAVE_AVX2_TRANSPOSE
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool avx2 = kernels::use_avx2();
 #endif
   for (int64_t b = 0; b < n; ++b) {
 #if SEPMECH_HAVE_AVX2_TRANSPOSE
@@ -89,21 +90,21 @@ void copy_state(const torch::nn::Module& src, torch::nn::Module& dst) {
 // Norm2d
 // ---------------------------------------------------------------------------------------------
 
-NormKind parse_norm_kind(const std::string& name) {
-  if (name == "BN" || name == "SyncBN") return NormKind::BatchNorm;
-  if (name == "FrozenBN") return NormKind::FrozenBatchNorm;
-  if (name == "GN") return NormKind::GroupNorm;
-  TORCH_CHECK(false, "sepmech::parse_norm_kind: norm must be one of \"BN\", \"SyncBN\", \"FrozenBN\", \"GN\", got \"",
+NormKind norm_kind_from_string(const std::string& name) {
+  if (name == "BN" || name == "SyncBN") return NormKind::batch_norm;
+  if (name == "FrozenBN") return NormKind::frozen_batch_norm;
+  if (name == "GN") return NormKind::group_norm;
+  TORCH_CHECK(false, "sepmech::norm_kind_from_string: norm must be one of \"BN\", \"SyncBN\", \"FrozenBN\", \"GN\", got \"",
               name, "\"");
-  return NormKind::BatchNorm;
+  return NormKind::batch_norm;
 }
 
 std::string to_string(NormKind kind) {
   switch (kind) {
-    case NormKind::BatchNorm: return "BN";
-    case NormKind::FrozenBatchNorm: return "FrozenBN";
-    case NormKind::GroupNorm: return "GN";
-    case NormKind::Identity: return "Identity";
+    case NormKind::batch_norm: return "BN";
+    case NormKind::frozen_batch_norm: return "FrozenBN";
+    case NormKind::group_norm: return "GN";
+    case NormKind::identity: return "Identity";
   }
   return "?";
 }
@@ -115,14 +116,14 @@ void Norm2dImpl::reset() {
   TORCH_CHECK(c > 0, "sepmech::Norm2d: channels must be > 0, got ", c);
   TORCH_CHECK(options.eps() >= 0, "sepmech::Norm2d: eps must be >= 0, got ", options.eps());
   switch (options.kind()) {
-    case NormKind::BatchNorm:
+    case NormKind::batch_norm:
       weight = register_parameter("weight", torch::ones({c}));
       bias = register_parameter("bias", torch::zeros({c}));
       running_mean = register_buffer("running_mean", torch::zeros({c}));
       running_var = register_buffer("running_var", torch::ones({c}));
       num_batches_tracked = register_buffer("num_batches_tracked", torch::zeros({}, torch::kLong));
       break;
-    case NormKind::FrozenBatchNorm:
+    case NormKind::frozen_batch_norm:
       // detectron2 FrozenBatchNorm2d: four buffers, no trainable parameter; running_var starts
       // at 1 - eps so that a fresh layer is the identity.
       weight = register_buffer("weight", torch::ones({c}));
@@ -130,13 +131,13 @@ void Norm2dImpl::reset() {
       running_mean = register_buffer("running_mean", torch::zeros({c}));
       running_var = register_buffer("running_var", torch::ones({c}) - options.eps());
       break;
-    case NormKind::GroupNorm:
+    case NormKind::group_norm:
       TORCH_CHECK(options.groups() > 0 && c % options.groups() == 0, "sepmech::Norm2d: GroupNorm(",
                   options.groups(), ") needs channels divisible by ", options.groups(), ", got ", c);
       weight = register_parameter("weight", torch::ones({c}));
       bias = register_parameter("bias", torch::zeros({c}));
       break;
-    case NormKind::Identity:
+    case NormKind::identity:
       break;
   }
 }
@@ -145,7 +146,7 @@ torch::Tensor Norm2dImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() >= 2 && x.size(1) == options.channels(), "sepmech::Norm2d: input must have ",
               options.channels(), " channels (dim 1), got shape ", sizes_str(x));
   switch (options.kind()) {
-    case NormKind::BatchNorm: {
+    case NormKind::batch_norm: {
       const bool train = is_training();
       if (train) {
         TORCH_CHECK(x.numel() / options.channels() > 1,
@@ -157,11 +158,11 @@ torch::Tensor Norm2dImpl::forward(const torch::Tensor& x) {
       return torch::batch_norm(x, weight, bias, running_mean, running_var, train, options.momentum(),
                                options.eps(), false);
     }
-    case NormKind::FrozenBatchNorm:
+    case NormKind::frozen_batch_norm:
       return torch::batch_norm(x, weight, bias, running_mean, running_var, false, 0.0, options.eps(), false);
-    case NormKind::GroupNorm:
+    case NormKind::group_norm:
       return torch::group_norm(x, options.groups(), weight, bias, options.eps(), false);
-    case NormKind::Identity:
+    case NormKind::identity:
       return x;
   }
   return x;
@@ -170,7 +171,7 @@ torch::Tensor Norm2dImpl::forward(const torch::Tensor& x) {
 std::pair<torch::Tensor, torch::Tensor> Norm2dImpl::affine_equivalent() const {
   TORCH_CHECK(foldable(), "sepmech::Norm2d: GroupNorm has no input-independent affine equivalent");
   const int64_t c = options.channels();
-  if (options.kind() == NormKind::Identity) return {torch::ones({c}), torch::zeros({c})};
+  if (options.kind() == NormKind::identity) return {torch::ones({c}), torch::zeros({c})};
   torch::NoGradGuard ng;
   auto w = weight.to(torch::kDouble), b = bias.to(torch::kDouble);
   auto scale = w / torch::sqrt(running_var.to(torch::kDouble) + options.eps());
@@ -180,8 +181,8 @@ std::pair<torch::Tensor, torch::Tensor> Norm2dImpl::affine_equivalent() const {
 
 void Norm2dImpl::pretty_print(std::ostream& s) const {
   s << "sepmech::Norm2d(" << to_string(options.kind()) << ", " << options.channels();
-  if (options.kind() == NormKind::GroupNorm) s << ", groups=" << options.groups();
-  if (options.kind() != NormKind::Identity) s << ", eps=" << options.eps();
+  if (options.kind() == NormKind::group_norm) s << ", groups=" << options.groups();
+  if (options.kind() != NormKind::identity) s << ", eps=" << options.eps();
   s << ")";
 }
 
@@ -228,8 +229,8 @@ void ConvUnitImpl::reset() {
   using torch::nn::Conv2dOptions;
   parts.clear();
   TORCH_CHECK(!options.units().empty(), "sepmech::ConvUnit: units must not be empty");
-  const bool fold = fused && options.norm() != NormKind::GroupNorm;
-  const NormKind nk = fold ? NormKind::Identity : options.norm();
+  const bool fold = fused && options.norm() != NormKind::group_norm;
+  const NormKind nk = fold ? NormKind::identity : options.norm();
   for (const auto& u : options.units()) {
     TORCH_CHECK(u.in_channels > 0 && u.out_channels > 0, "sepmech::ConvUnit: ", u.name,
                 ": channels must be > 0, got in ", u.in_channels, ", out ", u.out_channels);
@@ -238,7 +239,7 @@ void ConvUnitImpl::reset() {
                 "non-empty without '.', got \"", u.name, "\"");
     Part p;
     p.spec = u;
-    if (u.kind == UnitKind::DWConv3x3) {
+    if (u.kind == UnitKind::dw_conv3x3) {
       TORCH_CHECK(u.in_channels == u.out_channels, "sepmech::ConvUnit: ", u.name,
                   ": a depthwise unit needs in_channels == out_channels, got ", u.in_channels, " and ",
                   u.out_channels);
@@ -252,7 +253,7 @@ void ConvUnitImpl::reset() {
                                Conv2d(Conv2dOptions(u.in_channels, u.out_channels, 1).bias(fold)));
       p.norm = register_module(u.name + "/pw_norm", Norm2d(Norm2dOptions(nk, u.out_channels)));
     } else {
-      const bool k3 = u.kind == UnitKind::Conv3x3;
+      const bool k3 = u.kind == UnitKind::conv3x3;
       p.conv = register_module(u.name + "/conv", Conv2d(Conv2dOptions(u.in_channels, u.out_channels, k3 ? 3 : 1)
                                                             .stride(u.stride)
                                                             .padding(k3 ? 1 : 0)
@@ -288,11 +289,11 @@ torch::Tensor ConvUnitImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = x;
   for (auto& p : parts) {
     const auto& u = p.spec;
-    if (u.kind == UnitKind::DWConv3x3) {
+    if (u.kind == UnitKind::dw_conv3x3) {
       h = unit_conv(h, p.dw->weight, {}, true, u.stride, u.out_channels, causal);
       h = unit_conv(h, p.conv->weight, p.conv->bias, false, 1, 1, causal);
     } else {
-      h = unit_conv(h, p.conv->weight, p.conv->bias, u.kind == UnitKind::Conv3x3, u.stride, 1, causal);
+      h = unit_conv(h, p.conv->weight, p.conv->bias, u.kind == UnitKind::conv3x3, u.stride, 1, causal);
     }
     h = p.norm(h);
     // The fused (inference) path rectifies in place: the conv output is a fresh temporary.
@@ -307,15 +308,15 @@ void ConvUnitImpl::fuse_() {
   using torch::nn::Conv2dOptions;
   torch::NoGradGuard ng;
   fused = true;
-  if (options.norm() == NormKind::GroupNorm) return;  // per-sample statistics: nothing to fold
+  if (options.norm() == NormKind::group_norm) return;  // per-sample statistics: nothing to fold
   for (auto& p : parts) {
     const auto& u = p.spec;
     auto [scale, shift] = p.norm->affine_equivalent();
     auto w = p.conv->weight.to(torch::kDouble);
     auto folded_w = (w * scale.view({-1, 1, 1, 1})).to(p.conv->weight.dtype());
     auto folded_b = shift.to(p.conv->weight.dtype());
-    const bool dw = u.kind == UnitKind::DWConv3x3;
-    const bool k3 = u.kind == UnitKind::Conv3x3;
+    const bool dw = u.kind == UnitKind::dw_conv3x3;
+    const bool k3 = u.kind == UnitKind::conv3x3;
     const std::string conv_name = u.name + (dw ? "/pw_conv1x1" : "/conv");
     const std::string norm_name = u.name + (dw ? "/pw_norm" : "/norm");
     Conv2d c(Conv2dOptions(u.in_channels, u.out_channels, k3 ? 3 : 1)
@@ -327,7 +328,7 @@ void ConvUnitImpl::fuse_() {
     c->weight.set_data(folded_w.contiguous());
     c->bias.set_data(folded_b.contiguous());
     p.conv = replace_module(conv_name, c);
-    p.norm = replace_module(norm_name, Norm2d(Norm2dOptions(NormKind::Identity, u.out_channels)));
+    p.norm = replace_module(norm_name, Norm2d(Norm2dOptions(NormKind::identity, u.out_channels)));
     // The depthwise kernel is the opposite case: channels-last weights make oneDNN's NHWC
     // depthwise kernel ~6x faster than OIHW ones (0.55 vs 3.3 ms on 64 x 256 x 64).
     if (dw) p.dw->weight.set_data(p.dw->weight.contiguous(at::MemoryFormat::ChannelsLast));
@@ -339,7 +340,7 @@ void ConvUnitImpl::pretty_print(std::ostream& s) const {
   for (size_t i = 0; i < parts.size(); ++i) {
     const auto& u = parts[i].spec;
     if (i) s << ", ";
-    s << u.name << ":" << (u.kind == UnitKind::Conv3x3 ? "3x3" : u.kind == UnitKind::Conv1x1 ? "1x1" : "dw3x3") << " "
+    s << u.name << ":" << (u.kind == UnitKind::conv3x3 ? "3x3" : u.kind == UnitKind::conv1x1 ? "1x1" : "dw3x3") << " "
       << u.in_channels << "->" << u.out_channels;
     if (u.stride != 1) s << "/s" << u.stride;
   }
@@ -366,7 +367,7 @@ void OSABlockImpl::reset() {
   TORCH_CHECK(!o.identity() || o.in_ch() == o.concat_ch(),
               "sepmech::OSABlock: identity=true needs in_ch == concat_ch (the input is added to the output), got in_ch=",
               o.in_ch(), ", concat_ch=", o.concat_ch());
-  TORCH_CHECK(!o.causal_time() || o.norm() != NormKind::GroupNorm,
+  TORCH_CHECK(!o.causal_time() || o.norm() != NormKind::group_norm,
               "sepmech::OSABlock: causal_time needs BatchNorm or FrozenBatchNorm (GroupNorm statistics span all ",
               "frames), got GN");
   const std::string& n = o.module_name();
@@ -383,16 +384,16 @@ void OSABlockImpl::reset() {
   layers = register_module("layers", torch::nn::ModuleList());
   int64_t in = o.depthwise() ? o.stage_ch() : o.in_ch();
   for (int64_t i = 0; i < o.layer_per_block(); ++i) {
-    const UnitKind k = o.depthwise() ? UnitKind::DWConv3x3 : UnitKind::Conv3x3;
+    const UnitKind k = o.depthwise() ? UnitKind::dw_conv3x3 : UnitKind::conv3x3;
     layers->push_back(unit({UnitSpec{in, o.stage_ch(), n + "_" + std::to_string(i), k, 1}}));
     in = o.stage_ch();
   }
   conv_reduction = nullptr;
   if (reduced)
     conv_reduction = register_module(
-        "conv_reduction", unit({UnitSpec{o.in_ch(), o.stage_ch(), n + "_reduction_0", UnitKind::Conv1x1, 1}}));
+        "conv_reduction", unit({UnitSpec{o.in_ch(), o.stage_ch(), n + "_reduction_0", UnitKind::conv1x1, 1}}));
   const int64_t cat_ch = o.in_ch() + o.layer_per_block() * o.stage_ch();
-  concat = register_module("concat", unit({UnitSpec{cat_ch, o.concat_ch(), n + "_concat", UnitKind::Conv1x1, 1}}));
+  concat = register_module("concat", unit({UnitSpec{cat_ch, o.concat_ch(), n + "_concat", UnitKind::conv1x1, 1}}));
   ese = nullptr;
   if (o.ese()) ese = register_module("ese", ESE(ESEOptions(o.concat_ch()).frequency_only(o.causal_time())));
 }
@@ -500,7 +501,7 @@ std::pair<torch::Tensor, OSABlockImpl::State> OSABlockImpl::step(const torch::Te
   TORCH_CHECK(options.causal_time(), "sepmech::OSABlock::step: streaming needs causal_time(true)");
   check_input(x, options.in_ch(), "OSABlock::step");
   TORCH_CHECK(x.dim() == 4, "sepmech::OSABlock::step: x must be (B, C, T_chunk, F), got shape ", sizes_str(x));
-  TORCH_CHECK(!is_training() || options.norm() == NormKind::FrozenBatchNorm,
+  TORCH_CHECK(!is_training() || options.norm() == NormKind::frozen_batch_norm,
               "sepmech::OSABlock::step: needs eval mode (BatchNorm batch statistics span the chunk)");
   TORCH_CHECK(state.history.size() == layers->size(), "sepmech::OSABlock::step: state must hold ", layers->size(),
               " histories (use init_state), got ", state.history.size());
@@ -517,7 +518,7 @@ std::pair<torch::Tensor, OSABlockImpl::State> OSABlockImpl::step(const torch::Te
     auto full = torch::cat({hist, h}, 2);  // two past frames + this chunk: no time padding needed
     hist = full.narrow(2, full.size(2) - 2, 2).contiguous();
     const std::vector<int64_t> one{1, 1}, pad{0, 1}, none{0, 0};
-    if (p.spec.kind == UnitKind::DWConv3x3) {
+    if (p.spec.kind == UnitKind::dw_conv3x3) {
       h = torch::conv2d(full, p.dw->weight, {}, one, pad, one, p.spec.out_channels);
       h = torch::conv2d(h, p.conv->weight, p.conv->bias, one, none, one, 1);
     } else {
@@ -695,9 +696,9 @@ void VoVNetImpl::reset() {
   for (const auto& f : options.out_features())
     TORCH_CHECK(f == "stem" || f == "stage2" || f == "stage3" || f == "stage4" || f == "stage5",
                 "sepmech::VoVNet: out_features must be among stem, stage2..stage5, got \"", f, "\"");
-  const UnitKind k = sp.dw ? UnitKind::DWConv3x3 : UnitKind::Conv3x3;
+  const UnitKind k = sp.dw ? UnitKind::dw_conv3x3 : UnitKind::conv3x3;
   stem = register_module("stem", ConvUnit(ConvUnitOptions({UnitSpec{options.input_ch(), sp.stem[0], "stem_1",
-                                                                     UnitKind::Conv3x3, 2},
+                                                                     UnitKind::conv3x3, 2},
                                                             UnitSpec{sp.stem[0], sp.stem[1], "stem_2", k, 1},
                                                             UnitSpec{sp.stem[1], sp.stem[2], "stem_3", k, 2}})
                                               .norm(options.norm())));

@@ -37,13 +37,7 @@ StreamingDeepFilterState StreamingDeepFilterImpl::init_state(int64_t batch) cons
   TORCH_CHECK(batch >= 1, "sepmech::StreamingDeepFilter::init_state: batch must be >= 1, got ", batch);
   StreamingDeepFilterState s;
   s.frames = torch::zeros({batch, ring_frames(), options.freq_bins(), 2}, torch::kFloat);
-  s.cursor = torch::zeros({2}, torch::kLong);
   return s;
-}
-
-void StreamingDeepFilterImpl::reset(StreamingDeepFilterState& state) const {
-  if (state.frames.defined()) state.frames.zero_();
-  if (state.cursor.defined()) state.cursor.zero_();
 }
 
 void StreamingDeepFilterImpl::step_raw(const float* spec, const float* coefs, const float* alpha, float* out,
@@ -52,8 +46,7 @@ void StreamingDeepFilterImpl::step_raw(const float* spec, const float* coefs, co
                 Fdf = options.df_bins(), N = options.df_order(), L = options.df_lookahead();
   const int64_t row = 2 * F, hrow = 2 * Fdf;
   float* ring = state.frames.data_ptr<float>();
-  int64_t* cursor = state.cursor.data_ptr<int64_t>();
-  const int64_t slot = cursor[0];
+  const int64_t slot = state.next;
   const int64_t base_slot = (slot - L % R + R) % R;
   const int64_t first_slot = (slot - (N - 1) % R + R) % R;  // oldest frame of the window
   for (int64_t b = 0; b < B; ++b) {
@@ -79,8 +72,8 @@ void StreamingDeepFilterImpl::step_raw(const float* spec, const float* coefs, co
       for (int64_t k = 0; k < hrow; ++k) y[k] = a * y[k] + c * base[k];
     }
   }
-  cursor[0] = slot + 1 == R ? 0 : slot + 1;
-  ++cursor[1];
+  state.next = slot + 1 == R ? 0 : slot + 1;
+  ++state.steps;
 }
 
 namespace {
@@ -89,16 +82,15 @@ namespace {
 void check_step(const StreamingDeepFilterOptions& o, const Tensor& spec, const Tensor& coefs, const Tensor& alpha,
                 const StreamingDeepFilterState& state) {
   const char* who = "sepmech::StreamingDeepFilter::step";
-  TORCH_CHECK(state.frames.defined() && state.cursor.defined(), who,
-              ": state is not initialised (call init_state(batch))");
-  TORCH_CHECK(state.cursor.scalar_type() == torch::kLong && state.cursor.numel() == 2 && state.cursor.is_contiguous(),
-              who, ": state.cursor must be a contiguous int64 tensor of 2 elements (from init_state)");
+  TORCH_CHECK(state.frames.defined(), who, ": state is not initialised (call init_state(batch))");
   const int64_t B = state.frames.size(0), F = o.freq_bins(), N = o.df_order(), Fdf = o.df_bins();
   const int64_t R = std::max(N, o.df_lookahead() + 1);
   TORCH_CHECK(state.frames.dim() == 4 && state.frames.size(1) == R && state.frames.size(2) == F &&
                   state.frames.scalar_type() == torch::kFloat && state.frames.is_contiguous(),
               who, ": state.frames must be a contiguous float32 [B,", R, ",", F, ",2] ring (from init_state), got ",
               c10::str(state.frames.sizes()));
+  TORCH_CHECK(state.next >= 0 && state.next < R, who, ": state.next must be a ring slot in [0, ", R, "), got ",
+              state.next);
   TORCH_CHECK(spec.defined() && (spec.dim() == 3 || (spec.dim() == 4 && spec.size(1) == 1)) &&
                   spec.numel() == B * F * 2 && spec.size(0) == B && spec.size(-1) == 2 && spec.size(-2) == F,
               who, ": frame_spec must be [B,F,2] or [B,1,F,2] with B = ", B, " (state batch), F = ", F, ", got ",
@@ -136,15 +128,13 @@ void StreamingDeepFilterImpl::step_into(const Tensor& frame_spec, const Tensor& 
            out.data_ptr<float>(), state);
 }
 
-std::pair<Tensor, StreamingDeepFilterState> StreamingDeepFilterImpl::step(const Tensor& frame_spec,
-                                                                          const Tensor& frame_coefs,
-                                                                          const Tensor& alpha,
-                                                                          StreamingDeepFilterState state) const {
+Tensor StreamingDeepFilterImpl::step(const Tensor& frame_spec, const Tensor& frame_coefs, const Tensor& alpha,
+                                     StreamingDeepFilterState& state) const {
   check_step(options, frame_spec, frame_coefs, alpha, state);
   Tensor out = torch::empty(frame_spec.sizes(), torch::kFloat);
   step_into(frame_spec, frame_coefs, alpha, state, out);
   if (frame_spec.scalar_type() != torch::kFloat) out = out.to(frame_spec.scalar_type());
-  return {out, state};
+  return out;
 }
 
 }  // namespace sepmech

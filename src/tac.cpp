@@ -1,39 +1,43 @@
 // TAC (Transform-Average-Concatenate), see include/sepmech/tac.h and docs/tac.md.
 #include "sepmech/tac.h"
 
-#include "gemm.h"
+#include "kernels/gemm.h"
 
 #include <regex>
 
 namespace sepmech {
 namespace {
 
-const std::vector<std::string>& known_activations() {
-  static const std::vector<std::string> names = {"prelu", "relu",  "linear", "leaky_relu", "sigmoid",
-                                                 "tanh",  "gelu",  "swish",  "softmax"};
-  return names;
-}
+constexpr TacActivation kActivations[] = {TacActivation::prelu,   TacActivation::relu, TacActivation::linear,
+                                          TacActivation::leaky_relu, TacActivation::sigmoid, TacActivation::tanh,
+                                          TacActivation::gelu,    TacActivation::swish, TacActivation::softmax};
+constexpr TacNorm kNorms[] = {TacNorm::gln, TacNorm::cln, TacNorm::fgln, TacNorm::bn};
 
-std::string join(const std::vector<std::string>& v) {
+template <typename E, size_t K>
+std::string names_of(const E (&values)[K]) {
   std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  for (E v : values) s += (s.empty() ? "" : ", ") + to_string(v);
   return s;
 }
 
 // The activation as a module, so that the reference-named Sequential containers also compute
 // the right thing when called on their own ([rows, features] operands, as in the references).
-torch::nn::AnyModule activation_module(const std::string& name) {
-  if (name == "prelu") return torch::nn::AnyModule(torch::nn::PReLU(torch::nn::PReLUOptions()));
-  if (name == "relu") return torch::nn::AnyModule(torch::nn::ReLU());
-  if (name == "linear") return torch::nn::AnyModule(torch::nn::Identity());
-  if (name == "leaky_relu") return torch::nn::AnyModule(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.01)));
-  if (name == "sigmoid") return torch::nn::AnyModule(torch::nn::Sigmoid());
-  if (name == "tanh") return torch::nn::AnyModule(torch::nn::Tanh());
-  if (name == "gelu") return torch::nn::AnyModule(torch::nn::GELU());
-  if (name == "swish")
-    return torch::nn::AnyModule(torch::nn::Functional([](torch::Tensor t) { return t * torch::sigmoid(t); }));
-  if (name == "softmax") return torch::nn::AnyModule(torch::nn::Softmax(torch::nn::SoftmaxOptions(-1)));
-  TORCH_CHECK(false, "sepmech::TAC: activation must be one of ", join(known_activations()), "; got '", name, "'");
+torch::nn::AnyModule activation_module(TacActivation a) {
+  switch (a) {
+    case TacActivation::prelu: return torch::nn::AnyModule(torch::nn::PReLU(torch::nn::PReLUOptions()));
+    case TacActivation::relu: return torch::nn::AnyModule(torch::nn::ReLU());
+    case TacActivation::linear: return torch::nn::AnyModule(torch::nn::Identity());
+    case TacActivation::leaky_relu:
+      return torch::nn::AnyModule(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.01)));
+    case TacActivation::sigmoid: return torch::nn::AnyModule(torch::nn::Sigmoid());
+    case TacActivation::tanh: return torch::nn::AnyModule(torch::nn::Tanh());
+    case TacActivation::gelu: return torch::nn::AnyModule(torch::nn::GELU());
+    case TacActivation::swish:
+      return torch::nn::AnyModule(torch::nn::Functional([](torch::Tensor t) { return t * torch::sigmoid(t); }));
+    case TacActivation::softmax: return torch::nn::AnyModule(torch::nn::Softmax(torch::nn::SoftmaxOptions(-1)));
+  }
+  TORCH_CHECK(false, "sepmech::TAC: activation must be one of ", names_of(kActivations), "; got value ",
+              static_cast<int>(a));
 }
 
 // Exact (erf) GELU whose backward first makes the incoming gradient contiguous. LibTorch 1.13's
@@ -60,17 +64,55 @@ std::string regex_escape(const std::string& s) {
 
 }  // namespace
 
+std::string to_string(TacActivation a) {
+  switch (a) {
+    case TacActivation::prelu: return "prelu";
+    case TacActivation::relu: return "relu";
+    case TacActivation::linear: return "linear";
+    case TacActivation::leaky_relu: return "leaky_relu";
+    case TacActivation::sigmoid: return "sigmoid";
+    case TacActivation::tanh: return "tanh";
+    case TacActivation::gelu: return "gelu";
+    case TacActivation::swish: return "swish";
+    case TacActivation::softmax: return "softmax";
+  }
+  return "<invalid TacActivation " + std::to_string(static_cast<int>(a)) + ">";
+}
+
+TacActivation tac_activation_from_string(const std::string& name) {
+  for (TacActivation a : kActivations)
+    if (to_string(a) == name) return a;
+  TORCH_CHECK(false, "sepmech::TAC: activation must be one of ", names_of(kActivations), "; got '", name, "'");
+}
+
+std::string to_string(TacNorm n) {
+  switch (n) {
+    case TacNorm::gln: return "gLN";
+    case TacNorm::cln: return "cLN";
+    case TacNorm::fgln: return "fgLN";
+    case TacNorm::bn: return "bN";
+  }
+  return "<invalid TacNorm " + std::to_string(static_cast<int>(n)) + ">";
+}
+
+TacNorm tac_norm_from_string(const std::string& name) {
+  for (TacNorm n : kNorms)
+    if (to_string(n) == name) return n;
+  TORCH_CHECK(false, "sepmech::TAC: norm_type must be one of ", names_of(kNorms), "; got '", name, "'",
+              name == "cgLN" ? " (asteroid's cumulative LN expects 3-D input and cannot run inside TAC)" : "");
+}
+
 // ---------------------------------------------------------------------------------------------
 // TACLayerNorm
 // ---------------------------------------------------------------------------------------------
-TACLayerNormImpl::TACLayerNormImpl(std::string kind_, int64_t channels_, double eps_)
-    : kind(std::move(kind_)), channels(channels_), eps(eps_) {
+TACLayerNormImpl::TACLayerNormImpl(TacNorm kind_, int64_t channels_, double eps_)
+    : kind(kind_), channels(channels_), eps(eps_) {
   reset();
 }
 
 void TACLayerNormImpl::reset() {
-  TORCH_CHECK(kind == "gLN" || kind == "cLN" || kind == "fgLN",
-              "sepmech::TACLayerNorm: kind must be gLN, cLN or fgLN; got '", kind, "'");
+  TORCH_CHECK(kind == TacNorm::gln || kind == TacNorm::cln || kind == TacNorm::fgln,
+              "sepmech::TACLayerNorm: kind must be gLN, cLN or fgLN; got '", to_string(kind), "'");
   TORCH_CHECK(channels > 0, "sepmech::TACLayerNorm: channels must be > 0, got ", channels);
   TORCH_CHECK(eps >= 0, "sepmech::TACLayerNorm: eps must be >= 0, got ", eps);
   gamma = register_parameter("gamma", torch::ones({channels}));
@@ -78,14 +120,14 @@ void TACLayerNormImpl::reset() {
 }
 
 void TACLayerNormImpl::pretty_print(std::ostream& stream) const {
-  stream << "sepmech::TACLayerNorm(" << kind << ", " << channels << ", eps=" << eps << ")";
+  stream << "sepmech::TACLayerNorm(" << to_string(kind) << ", " << channels << ", eps=" << eps << ")";
 }
 
 torch::Tensor TACLayerNormImpl::forward(const torch::Tensor& z) {
   TORCH_CHECK(z.dim() == 3 && z.size(1) == channels, "sepmech::TACLayerNorm: z must be [R, ", channels,
               ", P], got ", z.sizes());
-  if (kind == "gLN") return torch::group_norm(z, 1, gamma, beta, eps);  // stats over (N, P)
-  if (kind == "fgLN") {  // per channel, over P
+  if (kind == TacNorm::gln) return torch::group_norm(z, 1, gamma, beta, eps);  // stats over (N, P)
+  if (kind == TacNorm::fgln) {  // per channel, over P
     const bool grad = torch::GradMode::is_enabled() &&
                       (z.requires_grad() || gamma.requires_grad() || beta.requires_grad());
     if (!grad) return torch::group_norm(z, channels, gamma, beta, eps);
@@ -112,13 +154,8 @@ void TACImpl::reset() {
   TORCH_CHECK(H > 0, "sepmech::TAC: hidden_dim must be > 0, got ", H);
   TORCH_CHECK(options.inference_block_rows() >= 0, "sepmech::TAC: inference_block_rows must be >= 0, got ",
               options.inference_block_rows());
-  const std::string& act = options.activation();
-  const std::string& norm = options.norm_type();
-  TORCH_CHECK(std::find(known_activations().begin(), known_activations().end(), act) != known_activations().end(),
-              "sepmech::TAC: activation must be one of ", join(known_activations()), "; got '", act, "'");
-  TORCH_CHECK(norm == "gLN" || norm == "cLN" || norm == "fgLN" || norm == "bN",
-              "sepmech::TAC: norm_type must be one of gLN, cLN, fgLN, bN; got '", norm, "'",
-              norm == "cgLN" ? " (asteroid's cumulative LN expects 3-D input and cannot run inside TAC)" : "");
+  const TacActivation act = options.activation();
+  const TacNorm norm = options.norm_type();
 
   // No handles into the Sequentials are kept: clone() replaces their contents.
   auto make = [&](int64_t in, int64_t out) {
@@ -130,7 +167,7 @@ void TACImpl::reset() {
   input_tf = register_module("input_tf", make(N, H));
   avg_tf = register_module("avg_tf", make(H, H));
   concat_tf = register_module("concat_tf", make(2 * H, N));
-  if (norm == "bN") {
+  if (norm == TacNorm::bn) {
     layer_norm = nullptr;
     batch_norm = register_module(
         "norm", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(N).eps(options.bn_eps()).momentum(options.bn_momentum())));
@@ -142,7 +179,8 @@ void TACImpl::reset() {
 
 void TACImpl::pretty_print(std::ostream& stream) const {
   stream << "sepmech::TAC(input_dim=" << options.input_dim() << ", hidden_dim=" << options.hidden_dim()
-         << ", activation=" << options.activation() << ", norm_type=" << options.norm_type() << ")";
+         << ", activation=" << to_string(options.activation()) << ", norm_type=" << to_string(options.norm_type())
+         << ")";
 }
 
 io::LoadOptions TACImpl::asteroid_load_options(const std::string& prefix) {
@@ -166,8 +204,10 @@ io::LoadOptions TACImpl::fasnet_load_options(int64_t layer, const std::string& p
   return opt;
 }
 
-namespace tac_detail {
+namespace {
 
+/// Validated per-example counts: empty = average every slot (fixed geometry or all M valid).
+/// Throws c10::Error naming the offending example index.
 std::vector<int64_t> resolve_valid_mics(const torch::Tensor& valid_mics, int64_t batch, int64_t mics) {
   if (!valid_mics.defined()) return {};
   TORCH_CHECK(c10::isIntegralType(valid_mics.scalar_type(), /*includeBool=*/false),
@@ -199,25 +239,27 @@ std::vector<int64_t> resolve_valid_mics(const torch::Tensor& valid_mics, int64_t
   return std::vector<int64_t>(p, p + n);
 }
 
-}  // namespace tac_detail
+}  // namespace
 
 torch::Tensor TACImpl::activate(torch::Tensor t, const torch::nn::Sequential& transform, int64_t feature_dim,
                                 bool inplace) const {
-  const std::string& a = options.activation();
-  if (a == "prelu") {
+  switch (options.activation()) {
+    case TacActivation::prelu: {
     const torch::Tensor& w = transform->ptr<torch::nn::PReLUImpl>(1)->weight;
     // Without autograd, a one-slope PReLU is an in-place leaky ReLU: one pass less over t.
     if (inplace && w.numel() == 1 && w.is_cpu()) return torch::leaky_relu_(t, w.item<double>());
     return torch::prelu(t, w);
+    }
+    case TacActivation::relu: return inplace ? torch::relu_(t) : torch::relu(t);
+    case TacActivation::linear: return t;
+    case TacActivation::leaky_relu: return inplace ? torch::leaky_relu_(t, 0.01) : torch::leaky_relu(t, 0.01);
+    case TacActivation::sigmoid: return inplace ? torch::sigmoid_(t) : torch::sigmoid(t);
+    case TacActivation::tanh: return inplace ? torch::tanh_(t) : torch::tanh(t);
+    case TacActivation::gelu: return inplace ? torch::gelu(t) : GeluContiguousGrad::apply(t);
+    case TacActivation::swish: return t * torch::sigmoid(t);
+    case TacActivation::softmax: break;
   }
-  if (a == "relu") return inplace ? torch::relu_(t) : torch::relu(t);
-  if (a == "linear") return t;
-  if (a == "leaky_relu") return inplace ? torch::leaky_relu_(t, 0.01) : torch::leaky_relu(t, 0.01);
-  if (a == "sigmoid") return inplace ? torch::sigmoid_(t) : torch::sigmoid(t);
-  if (a == "tanh") return inplace ? torch::tanh_(t) : torch::tanh(t);
-  if (a == "gelu") return inplace ? torch::gelu(t) : GeluContiguousGrad::apply(t);
-  if (a == "swish") return t * torch::sigmoid(t);
-  return torch::softmax(t, feature_dim);  // "softmax", validated in reset()
+  return torch::softmax(t, feature_dim);
 }
 
 torch::Tensor TACImpl::normalise(const torch::Tensor& z, int64_t K, int64_t S) {
@@ -241,7 +283,7 @@ torch::Tensor TACImpl::forward(const torch::Tensor& x, const torch::Tensor& vali
   TORCH_CHECK(x.scalar_type() == W1.scalar_type() && x.device() == W1.device(),
               "sepmech::TAC: x must have the parameters' dtype and device (", W1.scalar_type(), ", ", W1.device(),
               "), got ", x.scalar_type(), ", ", x.device());
-  const std::vector<int64_t> counts = tac_detail::resolve_valid_mics(valid_mics, B, M);
+  const std::vector<int64_t> counts = resolve_valid_mics(valid_mics, B, M);
   if (B == 0 || K == 0 || S == 0) return x.clone();  // no positions: nothing to mix
 
   bool need_grad = false;

@@ -60,12 +60,6 @@ struct DfOpOptions {
 torch::Tensor deep_filter(const torch::Tensor& spec, const torch::Tensor& coefs, const torch::Tensor& alpha,
                           int64_t df_order, int64_t df_lookahead);
 
-namespace detail {
-/// Tests only: with `on`, the fused method uses its portable kernels even where the AVX2 ones
-/// would run. Returns whether a vectorised kernel exists on this machine (so both paths ran).
-bool dfop_force_generic_kernels(bool on);
-}  // namespace detail
-
 /// Zero-pads `dim` with (window_size-1-lookahead) frames in front and `lookahead` at the back
 /// (a negative front pad crops, as in the reference when lookahead > window_size-1).
 torch::Tensor spec_pad(const torch::Tensor& x, int64_t window_size, int64_t lookahead, int64_t dim);
@@ -93,6 +87,16 @@ class DfOpImpl : public torch::nn::Cloneable<DfOpImpl> {
   /// checks freq_bins and (re)creates a zero hidden state.
   void set_method(DfMethod method);
 
+  /// Zeroes the real_hidden_state_loop buffer.
+  void reset_hidden_state();
+  /// The real_hidden_state_loop buffer [1,1,N,freq_bins,2] (non-persistent: not in the state_dict,
+  /// as in the reference); undefined for other methods.
+  const torch::Tensor& hidden_state() const { return spec_buf_; }
+
+  DfOpOptions options;
+
+ private:
+  // One per method; forward() dispatches on options.method().
   torch::Tensor forward_fused(const torch::Tensor& spec, const torch::Tensor& coefs, const torch::Tensor& alpha);
   torch::Tensor forward_real_loop(const torch::Tensor& spec, const torch::Tensor& coefs, const torch::Tensor& alpha);
   torch::Tensor forward_real_strided(const torch::Tensor& spec, const torch::Tensor& coefs,
@@ -114,15 +118,7 @@ class DfOpImpl : public torch::nn::Cloneable<DfOpImpl> {
   /// gradients do not flow through it across calls. B must be 1.
   torch::Tensor forward_real_hidden_state_loop(const torch::Tensor& spec, const torch::Tensor& coefs,
                                                const torch::Tensor& alpha);
-  /// Zeroes the real_hidden_state_loop buffer.
-  void reset_hidden_state();
-
-  DfOpOptions options;
-  /// real_hidden_state_loop buffer [1,1,N,freq_bins,2] (non-persistent: not in the state_dict,
-  /// as in the reference). Undefined for other methods.
-  torch::Tensor spec_buf;
-
- private:
+  torch::Tensor spec_buf_;
   void check_offline(const torch::Tensor& spec, const torch::Tensor& coefs, const torch::Tensor& alpha) const;
 };
 TORCH_MODULE(DfOp);

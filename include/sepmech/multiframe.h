@@ -68,8 +68,8 @@ torch::Tensor apply_coefs(const torch::Tensor& spec_u, const torch::Tensor& w);
 
 /// Layout of complex filter coefficients given to deep_filter (real views, last dim 2).
 enum class CoefLayout {
-  kChannelTime,  ///< [B, C*N, T, num_freqs, 2], channel index c*N + n (DF, DFreal, MfWfC)
-  kBinTap,       ///< [B, T, num_freqs, N, 2], shared by every channel (MfWf, MfMvdr)
+  channel_time,  ///< [B, C*N, T, num_freqs, 2], channel index c*N + n (DF, DFreal, MfWfC)
+  bin_tap,       ///< [B, T, num_freqs, N, 2], shared by every channel (MfWf, MfMvdr)
 };
 
 /// The deep filter on raw memory with a hand-written backward: spec real [B,C,T,F,2] ->
@@ -82,8 +82,8 @@ torch::Tensor deep_filter(const torch::Tensor& spec, const torch::Tensor& coefs,
 
 /// Which implementation a multi-frame module runs.
 enum class MfImpl {
-  kFused,      ///< hand-written kernels on raw memory (default)
-  kReference,  ///< the reference's own LibTorch ops (unfold, einsum, linalg_solve): the speed baseline
+  fused,      ///< hand-written kernels on raw memory (default)
+  reference,  ///< the reference's own LibTorch ops (unfold, einsum, linalg_solve): the speed baseline
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ struct DFOptions {
   /// Conjugate the coefficients (DF only; DFreal ignores it like the reference).
   TORCH_ARG(bool, conj) = false;
   /// Fused raw-memory kernel or the reference transcription (unfold + complex multiply-sum).
-  TORCH_ARG(MfImpl, impl) = MfImpl::kFused;
+  TORCH_ARG(MfImpl, impl) = MfImpl::fused;
 };
 
 /// DeepFilterNet2/3 deep filter: forward(spec [B,C,T,F,2], coefs [B,C*N,T,num_freqs,2]).
@@ -212,7 +212,7 @@ struct MfFilterOptions {
   /// Diagonal loading relative to Re tr(R).
   TORCH_ARG(double, dload) = 1e-7;
   /// Fused raw-memory kernel or the reference transcription (matmul + torch::linalg_solve).
-  TORCH_ARG(MfImpl, impl) = MfImpl::kFused;
+  TORCH_ARG(MfImpl, impl) = MfImpl::fused;
 };
 using MfWfOptions = MfFilterOptions;
 using MfMvdrOptions = MfFilterOptions;

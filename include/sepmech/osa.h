@@ -7,7 +7,7 @@
 //
 // Basic usage:
 //   sepmech::OSABlock block(sepmech::OSABlockOptions(64, 64, 64, 3).module_name("OSA2_2")
-//                               .identity(true).norm(sepmech::NormKind::BatchNorm));
+//                               .identity(true).norm(sepmech::NormKind::batch_norm));
 //   auto y = block(x);                      // x: (B, C, H, W) or (B, C, T) for time signals
 //   block->eval();
 //   auto fast = block->fuse();              // norms folded into convolutions, channels-last
@@ -25,14 +25,14 @@ namespace sepmech {
 
 /// Normalisation after every convolution (the reference's module-global `_NORM`).
 enum class NormKind {
-  BatchNorm,        ///< "BN" / "SyncBN": torch BatchNorm2d (eps 1e-5, momentum 0.1)
-  FrozenBatchNorm,  ///< "FrozenBN": eval formula always; weight/bias/running stats are buffers
-  GroupNorm,        ///< "GN": GroupNorm(32, C); C must be a multiple of 32
-  Identity,         ///< no normalisation (what fuse() leaves after folding a norm into its conv)
+  batch_norm,         ///< "BN" / "SyncBN": torch BatchNorm2d (eps 1e-5, momentum 0.1)
+  frozen_batch_norm,  ///< "FrozenBN": eval formula always; weight/bias/running stats are buffers
+  group_norm,         ///< "GN": GroupNorm(32, C); C must be a multiple of 32
+  identity,           ///< no normalisation (what fuse() leaves after folding a norm into its conv)
 };
 
 /// "BN", "SyncBN", "FrozenBN", "GN" (the reference's names) -> NormKind; throws on anything else.
-NormKind parse_norm_kind(const std::string& name);
+NormKind norm_kind_from_string(const std::string& name);
 std::string to_string(NormKind kind);
 
 struct Norm2dOptions {
@@ -59,7 +59,7 @@ class Norm2dImpl : public torch::nn::Cloneable<Norm2dImpl> {
   /// Per-channel (scale, shift) with norm(u) = u * scale + shift in eval mode (BN, FrozenBN,
   /// Identity). Throws for GroupNorm, whose statistics depend on the input.
   std::pair<torch::Tensor, torch::Tensor> affine_equivalent() const;
-  bool foldable() const { return options.kind() != NormKind::GroupNorm; }
+  bool foldable() const { return options.kind() != NormKind::group_norm; }
 
   Norm2dOptions options;
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
@@ -96,9 +96,9 @@ torch::Tensor hard_sigmoid(const torch::Tensor& u);
 
 /// Which convolution a unit holds.
 enum class UnitKind {
-  Conv3x3,    ///< {name}/conv (3x3, pad 1), {name}/norm, ReLU
-  Conv1x1,    ///< {name}/conv (1x1), {name}/norm, ReLU
-  DWConv3x3,  ///< {name}/dw_conv3x3 (depthwise 3x3), {name}/pw_conv1x1, {name}/pw_norm, ReLU
+  conv3x3,     ///< {name}/conv (3x3, pad 1), {name}/norm, ReLU
+  conv1x1,     ///< {name}/conv (1x1), {name}/norm, ReLU
+  dw_conv3x3,  ///< {name}/dw_conv3x3 (depthwise 3x3), {name}/pw_conv1x1, {name}/pw_norm, ReLU
 };
 
 /// One conv-norm-ReLU unit of a ConvUnit (the reference's helper arguments).
@@ -106,7 +106,7 @@ struct UnitSpec {
   int64_t in_channels = 0;
   int64_t out_channels = 0;
   std::string name;  ///< prefix of the child names, e.g. "OSA2_1_0" -> "OSA2_1_0/conv"
-  UnitKind kind = UnitKind::Conv3x3;
+  UnitKind kind = UnitKind::conv3x3;
   int64_t stride = 1;  ///< stride of the (depthwise) 3x3 convolution
 };
 
@@ -114,7 +114,7 @@ struct ConvUnitOptions {
   explicit ConvUnitOptions(std::vector<UnitSpec> units) : units_(std::move(units)) {}
   /// the units, applied in order (the stem holds three, every other place one)
   TORCH_ARG(std::vector<UnitSpec>, units);
-  TORCH_ARG(NormKind, norm) = NormKind::BatchNorm;
+  TORCH_ARG(NormKind, norm) = NormKind::batch_norm;
   /// 3x3 kernels see only the current and two past frames along H (time), zero left padding.
   TORCH_ARG(bool, causal_time) = false;
 };
@@ -162,7 +162,7 @@ struct OSABlockOptions {
   TORCH_ARG(bool, depthwise) = false;
   /// eSE after the aggregation (V2); false gives the VoVNet-V1 block
   TORCH_ARG(bool, ese) = true;
-  TORCH_ARG(NormKind, norm) = NormKind::BatchNorm;
+  TORCH_ARG(NormKind, norm) = NormKind::batch_norm;
   /// Spectrogram (B, C, T, F) streaming form (beyond the reference): 3x3 convs see frames
   /// t-2..t only and eSE pools over F only, so future frames never change past outputs.
   TORCH_ARG(bool, causal_time) = false;
@@ -227,7 +227,7 @@ struct OSAStageOptions {
   TORCH_ARG(int64_t, stage_num);
   TORCH_ARG(bool, depthwise) = false;
   TORCH_ARG(bool, ese) = true;
-  TORCH_ARG(NormKind, norm) = NormKind::BatchNorm;
+  TORCH_ARG(NormKind, norm) = NormKind::batch_norm;
   /// causal spectrogram form; the pool then only acts on frequency (kernel (1,3), stride (1,2))
   TORCH_ARG(bool, causal_time) = false;
 };
@@ -272,7 +272,7 @@ struct VoVNetOptions {
   TORCH_ARG(std::vector<std::string>, out_features) =
       std::vector<std::string>{"stage2", "stage3", "stage4", "stage5"};
   /// the reference config default is FrozenBN
-  TORCH_ARG(NormKind, norm) = NormKind::FrozenBatchNorm;
+  TORCH_ARG(NormKind, norm) = NormKind::frozen_batch_norm;
 };
 
 /// Stem (three 3x3 units, strides 2,1,2) and stages 2..5.

@@ -11,13 +11,14 @@
 // i.e. the stream equals the offline result delayed by L frames; pushing L more frames (zeros)
 // at the end flushes the last L outputs. The offline method sees frames after T as zeros too.
 //
-// Three entry points of increasing thrift:
-//   step(frame, coefs, alpha, state) -> {out, state}   allocates the output frame only
-//   step_into(frame, coefs, alpha, state, out)          writes a preallocated output, allocates nothing
-//   step_raw(float pointers ...)                        the same on raw float32 memory
+// The library's streaming contract (docs/design.md): the caller owns a plain state made by
+// init_state(batch); every step takes it as `State&` and visibly advances it. Three entry points
+// of increasing thrift:
+//   out = step(frame, coefs, alpha, state)       allocates the output frame only
+//   step_into(frame, coefs, alpha, state, out)   writes a preallocated output, allocates nothing
+//   step_raw(float pointers ..., state)          the same on raw float32 memory
 #include <cstdint>
 #include <iosfwd>
-#include <utility>
 
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
@@ -39,17 +40,27 @@ struct StreamingDeepFilterOptions {
 };
 
 /// Per-stream state: the last R = max(N, L+1) input frames of every batch element and a cursor.
-/// A handle: copies share the buffer and cursor, and step() advances them in place (so the
-/// state returned by step() is the one passed in). clone() makes an independent copy, e.g. to
-/// branch a stream.
+/// A value: copying it copies the ring buffer (so a copy branches the stream), moving it is cheap.
 struct StreamingDeepFilterState {
   torch::Tensor frames;  ///< ring buffer [B, R, F, 2], float32, zero-initialised
-  torch::Tensor cursor;  ///< int64 [2]: ring slot the next frame goes to, frames pushed since init/reset
+  int64_t next = 0;      ///< ring slot the next frame goes to
+  int64_t steps = 0;     ///< frames pushed since init_state / reset
+
+  StreamingDeepFilterState() = default;
+  StreamingDeepFilterState(const StreamingDeepFilterState& other)
+      : frames(other.frames.defined() ? other.frames.clone() : other.frames), next(other.next), steps(other.steps) {}
+  StreamingDeepFilterState& operator=(const StreamingDeepFilterState& other) {
+    if (this != &other) *this = StreamingDeepFilterState(other);
+    return *this;
+  }
+  StreamingDeepFilterState(StreamingDeepFilterState&&) = default;
+  StreamingDeepFilterState& operator=(StreamingDeepFilterState&&) = default;
+
   int64_t batch() const { return frames.defined() ? frames.size(0) : 0; }
-  int64_t next() const { return cursor.defined() ? cursor.data_ptr<int64_t>()[0] : 0; }
-  int64_t steps() const { return cursor.defined() ? cursor.data_ptr<int64_t>()[1] : 0; }
-  StreamingDeepFilterState clone() const {
-    return {frames.defined() ? frames.clone() : frames, cursor.defined() ? cursor.clone() : cursor};
+  /// Back to the zero state of a new utterance, keeping the buffer.
+  void reset() {
+    if (frames.defined()) frames.zero_();
+    next = steps = 0;
   }
 };
 
@@ -67,17 +78,12 @@ class StreamingDeepFilterImpl : public torch::nn::Cloneable<StreamingDeepFilterI
 
   /// A zero state for `batch` streams.
   StreamingDeepFilterState init_state(int64_t batch = 1) const;
-  /// Zeroes `state` in place (a new utterance), keeping its buffer.
-  void reset(StreamingDeepFilterState& state) const;
-
   /// One frame. frame_spec [B,F,2] (or [B,1,F,2]); frame_coefs [B,N,df_bins,2] (or [B,1,N,df_bins,2]),
   /// meant for output frame k-L; alpha undefined (= 1) or B elements. Returns the output frame
-  /// (shaped like frame_spec) and the state, which is updated in place (the returned state shares
-  /// the buffer). Autograd does not flow through this path (real-time inference); use DfOp to train.
-  std::pair<torch::Tensor, StreamingDeepFilterState> step(const torch::Tensor& frame_spec,
-                                                          const torch::Tensor& frame_coefs,
-                                                          const torch::Tensor& alpha,
-                                                          StreamingDeepFilterState state) const;
+  /// (shaped like frame_spec) and advances `state`. Autograd does not flow through this path
+  /// (real-time inference); use DfOp to train.
+  torch::Tensor step(const torch::Tensor& frame_spec, const torch::Tensor& frame_coefs, const torch::Tensor& alpha,
+                     StreamingDeepFilterState& state) const;
   /// As step, writing into a preallocated contiguous float32 `out` shaped like frame_spec.
   /// Allocates nothing when the inputs are contiguous float32 CPU tensors.
   void step_into(const torch::Tensor& frame_spec, const torch::Tensor& frame_coefs, const torch::Tensor& alpha,

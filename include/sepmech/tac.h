@@ -29,6 +29,35 @@
 
 namespace sepmech {
 
+/// Activation after each of TAC's three linear maps (each its own instance).
+enum class TacActivation {
+  prelu,       ///< one learnable slope, init 0.25 (the references' default)
+  relu,
+  linear,      ///< identity
+  leaky_relu,  ///< slope 0.01
+  sigmoid,
+  tanh,
+  gelu,        ///< erf form
+  swish,       ///< v * sigmoid(v)
+  softmax,     ///< over the feature axis
+};
+/// The reference's name ("prelu", "leaky_relu", ...).
+std::string to_string(TacActivation activation);
+/// Parses a reference name; throws c10::Error listing the valid names for anything else.
+TacActivation tac_activation_from_string(const std::string& name);
+
+/// Normalisation of each mic's TAC output over its (N, K, S) positions.
+enum class TacNorm {
+  gln,   ///< "gLN": per example-mic, over N*K*S
+  cln,   ///< "cLN": per position, over N
+  fgln,  ///< "fgLN": per feature, over K*S
+  bn,    ///< "bN": BatchNorm over all examples, mics and positions (running statistics in eval)
+};
+/// The reference's name ("gLN", "cLN", "fgLN", "bN").
+std::string to_string(TacNorm norm);
+/// Parses a reference name; throws c10::Error listing the valid names for anything else.
+TacNorm tac_norm_from_string(const std::string& name);
+
 struct TACOptions {
   /* implicit */ TACOptions(int64_t input_dim) : input_dim_(input_dim) {}
 
@@ -41,14 +70,10 @@ struct TACOptions {
   TORCH_ARG(int64_t, input_dim);
   /// H: size of the transform and average hidden layers (FaSNet: 3 * RNN hidden size).
   TORCH_ARG(int64_t, hidden_dim) = 384;
-  /// Activation after each of the three linear maps, each its own instance: "prelu" (one
-  /// learnable slope, init 0.25), "relu", "linear" (identity), "leaky_relu" (0.01), "sigmoid",
-  /// "tanh", "gelu" (erf form), "swish" (v * sigmoid(v)), "softmax" (over the feature axis).
-  TORCH_ARG(std::string, activation) = "prelu";
-  /// Normalisation of each mic's output over (N, K, S) positions: "gLN" (per example-mic, over
-  /// N*K*S), "cLN" (per position, over N), "fgLN" (per feature, over K*S), "bN" (BatchNorm over
-  /// all examples, mics and positions; running statistics in eval mode).
-  TORCH_ARG(std::string, norm_type) = "gLN";
+  /// activation after each of the three linear maps
+  TORCH_ARG(TacActivation, activation) = TacActivation::prelu;
+  /// normalisation of each mic's output
+  TORCH_ARG(TacNorm, norm_type) = TacNorm::gln;
   /// Added to the variance inside the square root of the layer norms (gLN, cLN, fgLN).
   TORCH_ARG(double, eps) = 1e-8;
   /// BatchNorm ("bN") epsilon and running-statistics momentum (PyTorch defaults).
@@ -65,13 +90,14 @@ struct TACOptions {
 /// Parameters `gamma`, `beta` (N), init 1 / 0, as in asteroid's norms.
 class TACLayerNormImpl : public torch::nn::Cloneable<TACLayerNormImpl> {
  public:
-  TACLayerNormImpl(std::string kind, int64_t channels, double eps);
+  /// `kind` is gln, cln or fgln (bn is TAC's BatchNorm2d, not a layer norm).
+  TACLayerNormImpl(TacNorm kind, int64_t channels, double eps);
   void reset() override;
   void pretty_print(std::ostream& stream) const override;
   /// z: [R, N, P] -> normalised [R, N, P].
   torch::Tensor forward(const torch::Tensor& z);
 
-  std::string kind;  ///< "gLN", "cLN" or "fgLN"
+  TacNorm kind;
   int64_t channels;
   double eps;
   torch::Tensor gamma, beta;
@@ -122,11 +148,5 @@ class TACImpl : public torch::nn::Cloneable<TACImpl> {
   torch::Tensor mix_blocked(const torch::Tensor& x, const torch::Tensor& mic_weight);
 };
 TORCH_MODULE(TAC);
-
-namespace tac_detail {
-/// Validated per-example counts: empty = average every slot (fixed geometry or all M valid).
-/// Throws c10::Error naming the offending example index.
-std::vector<int64_t> resolve_valid_mics(const torch::Tensor& valid_mics, int64_t batch, int64_t mics);
-}  // namespace tac_detail
 
 }  // namespace sepmech

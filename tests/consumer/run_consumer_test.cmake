@@ -6,6 +6,32 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_
 if(rc)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
+# The installed library is the library alone: no parity harness, adapters or bench workloads
+# (those live in the development target sepmech_devtools), and no private headers.
+file(GLOB_RECURSE installed_libs ${WORK_DIR}/prefix/lib*/libsepmech.so)
+list(LENGTH installed_libs n_libs)
+if(NOT n_libs EQUAL 1)
+  message(FATAL_ERROR "expected one installed libsepmech.so, found: ${installed_libs}")
+endif()
+execute_process(COMMAND nm -DC --defined-only ${installed_libs} OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "nm failed on ${installed_libs}: ${rc}")
+endif()
+string(REGEX MATCHALL "sepmech::(parity|bench)::[A-Za-z_]+" leaked "${symbols}")
+if(leaked)
+  list(REMOVE_DUPLICATES leaked)
+  message(FATAL_ERROR "the installed library exports development-tool symbols: ${leaked}")
+endif()
+string(REGEX MATCH "sepmech::io::load_checkpoint" has_tac "${symbols}")
+if(NOT has_tac)
+  message(FATAL_ERROR "symbol check is blind: sepmech::io::load_checkpoint not found in ${installed_libs}")
+endif()
+file(GLOB_RECURSE private_headers ${WORK_DIR}/prefix/include/*parity.h ${WORK_DIR}/prefix/include/*bench.h
+  ${WORK_DIR}/prefix/include/*kernels/*)
+if(private_headers)
+  message(FATAL_ERROR "private headers were installed: ${private_headers}")
+endif()
+
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build
   -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
 if(rc)

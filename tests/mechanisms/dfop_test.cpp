@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "kernels/cpu.h"
 #include "parity/parity.h"
 #include "sepmech/dfop.h"
 #include "sepmech/streaming_deep_filter.h"
@@ -199,8 +200,8 @@ TEST(DfOp, ConstructionPrintingAndNoState) {
   // set_method swaps the computation later, as the reference's set_forward.
   sepmech::DfOp later(DfOpOptions(4).df_order(3).freq_bins(6));
   later->set_method(DfMethod::real_hidden_state_loop);
-  ASSERT_TRUE(later->spec_buf.defined());
-  EXPECT_EQ(later->spec_buf.sizes(), (std::vector<int64_t>{1, 1, 3, 6, 2}));
+  ASSERT_TRUE(later->hidden_state().defined());
+  EXPECT_EQ(later->hidden_state().sizes(), (std::vector<int64_t>{1, 1, 3, 6, 2}));
   EXPECT_TRUE(later->named_buffers().is_empty());  // non-persistent, as in the reference
 }
 
@@ -366,17 +367,17 @@ TEST(DfOp, HiddenStateGoldenFinalBuffer) {
       expect_close(y, c.at("out.spec_chunk" + std::to_string(i)), c.tol.atol, c.tol.rtol, "chunk");
       t0 += chunks[i];
     }
-    expect_close(op->spec_buf, c.at("mid.spec_buf_final"), c.tol.atol, c.tol.rtol, "mid.spec_buf_final");
+    expect_close(op->hidden_state(), c.at("mid.spec_buf_final"), c.tol.atol, c.tol.rtol, "mid.spec_buf_final");
     // An empty chunk changes nothing; a clone starts from a zero buffer.
-    auto before = op->spec_buf.clone();
+    auto before = op->hidden_state().clone();
     auto empty = op->forward(c.at("in.spec").narrow(2, 0, 0), c.at("in.coefs").narrow(1, 0, 0),
                              c.at("in.alpha").narrow(1, 0, 0));
     EXPECT_EQ(empty.size(2), 0);
-    EXPECT_TRUE(torch::equal(op->spec_buf, before));
+    EXPECT_TRUE(torch::equal(op->hidden_state(), before));
     auto copy = std::dynamic_pointer_cast<sepmech::DfOpImpl>(op->clone());
     ASSERT_TRUE(copy);
-    EXPECT_EQ(copy->spec_buf.abs().sum().item<double>(), 0.0);
-    EXPECT_TRUE(torch::equal(op->spec_buf, before));
+    EXPECT_EQ(copy->hidden_state().abs().sum().item<double>(), 0.0);
+    EXPECT_TRUE(torch::equal(op->hidden_state(), before));
   }
 }
 
@@ -386,7 +387,7 @@ TEST(DfOp, PortableAndVectorKernelsAgree) {
   auto gout = torch::randn({B, 1, T, F, 2});
   std::vector<std::vector<Tensor>> runs;
   for (bool generic : {false, true}) {
-    sepmech::detail::dfop_force_generic_kernels(generic);
+    sepmech::kernels::ForcePortable portable(generic);
     for (bool with_alpha : {true, false}) {
       auto x = spec.clone().requires_grad_(true), h = coefs.clone().requires_grad_(true),
            a = alpha.clone().requires_grad_(true);
@@ -396,7 +397,6 @@ TEST(DfOp, PortableAndVectorKernelsAgree) {
       if (with_alpha) runs.back().push_back(a.grad());
     }
   }
-  sepmech::detail::dfop_force_generic_kernels(false);
   auto want = naive_deep_filter(spec, coefs, alpha, N, L);
   expect_close(runs[0][0], want, 2e-5, 1e-5, "vector kernel");
   expect_close(runs[2][0], want, 2e-5, 1e-5, "portable kernel");
@@ -446,12 +446,11 @@ TEST_P(Streaming, EqualsOfflineDelayedByLookahead) {
     const int64_t t = k - L;
     auto h = t >= 0 ? coefs.select(1, t) : torch::randn({B, N, Fdf, 2});  // unused outputs for t < 0
     Tensor a = with_alpha ? (t >= 0 ? alpha.select(1, t) : torch::rand({B, 1})) : Tensor();
-    auto [y, st] = sdf->step(frame, h, a, state);
-    state = st;
+    auto y = sdf->step(frame, h, a, state);
     ASSERT_EQ(y.sizes(), frame.sizes());
     if (t >= 0) expect_close(y, offline.select(2, t), 2e-6, 1e-6, "frame " + std::to_string(t));
   }
-  EXPECT_EQ(state.steps(), T + L);
+  EXPECT_EQ(state.steps, T + L);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dfop, Streaming,
@@ -464,19 +463,19 @@ TEST(StreamingDeepFilter, ResetStartsANewUtteranceAndStatesAreIndependent) {
   auto spec = torch::randn({T, 1, F, 2}), coefs = torch::randn({T, 1, N, Fdf, 2});
   auto run = [&](sepmech::StreamingDeepFilterState& st) {
     std::vector<Tensor> ys;
-    for (int64_t k = 0; k < T; ++k) ys.push_back(sdf->step(spec[k], coefs[k], Tensor(), st).first);
+    for (int64_t k = 0; k < T; ++k) ys.push_back(sdf->step(spec[k], coefs[k], Tensor(), st));
     return torch::stack(ys);
   };
   auto s1 = sdf->init_state(1), s2 = sdf->init_state(1);
   auto first = run(s1);
   auto other = run(s2);  // a second stream interleaved with nothing: same result
   EXPECT_TRUE(torch::equal(first, other));
-  auto branch = s1.clone();
+  auto branch = s1;  // a copy branches the stream
   auto continued = run(s1);  // state carried over: differs at the start
   EXPECT_FALSE(torch::equal(first, continued));
   EXPECT_TRUE(torch::equal(continued, run(branch)));  // the clone continued independently
-  sdf->reset(s1);
-  EXPECT_EQ(s1.steps(), 0);
+  s1.reset();
+  EXPECT_EQ(s1.steps, 0);
   EXPECT_TRUE(torch::equal(first, run(s1)));
 }
 

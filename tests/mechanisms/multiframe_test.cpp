@@ -2,6 +2,7 @@
 // others (forward and gradients), analytic properties, robustness, bad input.
 #include <gtest/gtest.h>
 
+#include "kernels/cpu.h"
 #include "sepmech/multiframe.h"
 
 namespace {
@@ -70,7 +71,7 @@ TEST(MultiFrameDF, FusedReferenceAndRealArithmeticAgree) {
       auto spec = torch::randn({B, C, T, F, 2});
       auto coefs = torch::randn({B, C * g.N, T, Fdf, 2});
       auto o = DFOptions(Fdf, g.N).lookahead(g.L).conj(conj);
-      DF fused(o), ref(DFOptions(o).impl(MfImpl::kReference));
+      DF fused(o), ref(DFOptions(o).impl(MfImpl::reference));
       auto yf = fused->forward(spec, coefs), yr = ref->forward(spec, coefs);
       SCOPED_TRACE("N=" + std::to_string(g.N) + " L=" + std::to_string(g.L) + " conj=" + std::to_string(conj));
       EXPECT_CLOSE(yf, yr, 2e-5, 1e-5);
@@ -93,7 +94,7 @@ TEST(MultiFrameDF, GradientsOfFusedBackwardMatchAutograd) {
       auto o = DFOptions(Fdf, g.N).lookahead(g.L).conj(conj);
       std::vector<Tensor> grads[2];
       int i = 0;
-      for (auto impl : {MfImpl::kFused, MfImpl::kReference}) {
+      for (auto impl : {MfImpl::fused, MfImpl::reference}) {
         auto s = spec.clone().requires_grad_(true), c = coefs.clone().requires_grad_(true);
         DF m(DFOptions(o).impl(impl));
         (m->forward(s, c) * gout).sum().backward();
@@ -102,6 +103,44 @@ TEST(MultiFrameDF, GradientsOfFusedBackwardMatchAutograd) {
       SCOPED_TRACE("N=" + std::to_string(g.N) + " L=" + std::to_string(g.L) + " conj=" + std::to_string(conj));
       EXPECT_CLOSE(grads[0][0], grads[1][0], 1e-12, 1e-10);
       EXPECT_CLOSE(grads[0][1], grads[1][1], 1e-12, 1e-10);
+    }
+  }
+}
+
+// The shared deep-filter kernels (forward + backward), AVX2 and portable paths, both coefficient
+// layouts (bin_tap shares one filter across the channels, so its gradient sums them), float32,
+// against autograd through a plain complex transcription in float64.
+TEST(MultiFrameDF, BothKernelPathsAndLayoutsMatchAFloat64Transcription) {
+  torch::manual_seed(3);
+  const int64_t B = 2, C = 2, T = 11, F = 30, Fdf = 21, N = 5, L = 2, front = N - 1 - L;
+  for (auto layout : {mf::CoefLayout::channel_time, mf::CoefLayout::bin_tap}) {
+    for (bool conj : {false, true}) {
+      auto spec = torch::randn({B, C, T, F, 2});
+      auto coefs = layout == mf::CoefLayout::channel_time ? torch::randn({B, C * N, T, Fdf, 2})
+                                                          : torch::randn({B, T, Fdf, N, 2});
+      auto gout = torch::randn({B, C, T, F, 2});
+      // float64 transcription: Y[t,f] = sum_n X[t-front+n, f] * Heff[t,n,f] for f < Fdf.
+      auto xd = spec.to(torch::kDouble).requires_grad_(true), hd = coefs.to(torch::kDouble).requires_grad_(true);
+      auto X = torch::view_as_complex(xd);
+      auto H = torch::view_as_complex(hd);
+      H = layout == mf::CoefLayout::channel_time ? H.view({B, C, N, T, Fdf}) : H.permute({0, 3, 1, 2}).unsqueeze(1);
+      if (conj) H = H.conj();
+      auto Xp = torch::constant_pad_nd(X.narrow(3, 0, Fdf), {0, 0, front, L});
+      auto Yf = torch::zeros({B, C, T, Fdf}, X.options());
+      for (int64_t n = 0; n < N; ++n) Yf = Yf + Xp.narrow(2, n, T) * H.select(2, n);
+      auto Y = torch::cat({Yf, X.narrow(3, Fdf, F - Fdf)}, 3);
+      (torch::view_as_real(Y) * gout.to(torch::kDouble)).sum().backward();
+      for (bool portable : {false, true}) {
+        kernels::ForcePortable force(portable);
+        auto xs = spec.clone().requires_grad_(true), hs = coefs.clone().requires_grad_(true);
+        auto y = mf::deep_filter(xs, hs, layout, Fdf, N, L, conj);
+        (y * gout).sum().backward();
+        SCOPED_TRACE("layout=" + std::to_string(static_cast<int>(layout)) + " conj=" + std::to_string(conj) +
+                     " portable=" + std::to_string(portable));
+        EXPECT_CLOSE(y.to(torch::kDouble), torch::view_as_real(Y).detach(), 1e-5, 1e-5);
+        EXPECT_CLOSE(xs.grad().to(torch::kDouble), xd.grad(), 1e-5, 1e-5);
+        EXPECT_CLOSE(hs.grad().to(torch::kDouble), hd.grad(), 1e-5, 1e-5);
+      }
     }
   }
 }
@@ -172,7 +211,7 @@ TEST(MultiFrameDF, BadShapesAndArgumentsGiveClearErrors) {
   expect_error([&] { DF(DFOptions(5, 0)); }, "frame_size must be >= 1");
   expect_error([&] { CRM(CRMOptions(4).frame_size(2)); }, "frame_size must be 1");
   expect_error([&] { CRM(CRMOptions(4).lookahead(1)); }, "lookahead must be 0");
-  expect_error([&] { mf::deep_filter(spec, torch::randn({2, 8, 5, 3, 2}), mf::CoefLayout::kChannelTime, 5, 3, 3, false); },
+  expect_error([&] { mf::deep_filter(spec, torch::randn({2, 8, 5, 3, 2}), mf::CoefLayout::channel_time, 5, 3, 3, false); },
                "coefs must be");
 }
 
@@ -273,7 +312,7 @@ void check_three_paths_agree(bool mvdr) {
       auto R = make_matrix_input(mc, B, T, Fdf, g.N);
       auto o = MfFilterOptions(Fdf, g.N).lookahead(g.L).cholesky_decomp(mc.chol).inverse(mc.inverse).enforce_constraints(
           mc.enforce);
-      M fused(o), ref(MfFilterOptions(o).impl(MfImpl::kReference));
+      M fused(o), ref(MfFilterOptions(o).impl(MfImpl::reference));
       auto s0 = spec.clone(), g0 = ifc.clone(), r0 = R.clone();
       Tensor y_fused = fused->forward(spec, ifc, R);  // raw kernel (no grad)
       Tensor y_ref = ref->forward(spec, ifc, R);
@@ -309,7 +348,7 @@ void check_gradients(bool mvdr) {
           mc.enforce);
       std::vector<Tensor> grads[2];
       int i = 0;
-      for (auto impl : {MfImpl::kFused, MfImpl::kReference}) {
+      for (auto impl : {MfImpl::fused, MfImpl::reference}) {
         auto s = spec.clone().requires_grad_(true), f = ifc.clone().requires_grad_(true),
              r = R.clone().requires_grad_(true);
         M m(MfFilterOptions(o).impl(impl));
@@ -575,7 +614,7 @@ TEST(MultiFrameFigures, Float32SolveErrorVersusConditionNumber) {
     auto o = MfWfOptions(S, N).inverse(false).enforce_constraints(true);
     auto w64 = MfWf(o)->weights(ifc32.to(torch::kDouble), R32.to(torch::kDouble));
     auto ours = MfWf(o)->weights(ifc32, R32).to(torch::kComplexDouble);
-    auto lin = MfWf(MfWfOptions(o).impl(MfImpl::kReference))->weights(ifc32, R32).to(torch::kComplexDouble);
+    auto lin = MfWf(MfWfOptions(o).impl(MfImpl::reference))->weights(ifc32, R32).to(torch::kComplexDouble);
     auto rel = [&](const Tensor& w) {
       return torch::median(torch::linalg_vector_norm(w - w64, 2, {-1}) / torch::linalg_vector_norm(w64, 2, {-1}))
           .item<double>();

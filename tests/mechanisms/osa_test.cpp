@@ -9,6 +9,7 @@
 #include "parity/parity.h"
 #include "sepmech/io/safetensors.h"
 #include "sepmech/io/state_dict.h"
+#include "kernels/cpu.h"
 #include "sepmech/osa.h"
 
 namespace {
@@ -68,7 +69,7 @@ TEST(OSAESE, GateIsHardSigmoidOfFcOfGlobalMean) {
 
 TEST(OSANorm, BatchNormTrainUpdatesRunningStatsLikeTheReference) {
   torch::manual_seed(2);
-  sepmech::Norm2d bn(sepmech::Norm2dOptions(NormKind::BatchNorm, 3));
+  sepmech::Norm2d bn(sepmech::Norm2dOptions(NormKind::batch_norm, 3));
   bn->train();
   auto x = torch::randn({4, 3, 5, 6}) * 2 + 1;
   auto y = bn(x);
@@ -84,7 +85,7 @@ TEST(OSANorm, BatchNormTrainUpdatesRunningStatsLikeTheReference) {
 }
 
 TEST(OSANorm, FrozenBatchNormHasFourBuffersAndIgnoresTrainMode) {
-  sepmech::Norm2d fbn(sepmech::Norm2dOptions(NormKind::FrozenBatchNorm, 4));
+  sepmech::Norm2d fbn(sepmech::Norm2dOptions(NormKind::frozen_batch_norm, 4));
   EXPECT_TRUE(fbn->parameters().empty());
   auto sd = sepmech::io::state_dict(*fbn);
   EXPECT_EQ(sd.size(), 4u);
@@ -102,8 +103,8 @@ TEST(OSANorm, FrozenBatchNormHasFourBuffersAndIgnoresTrainMode) {
 }
 
 TEST(OSANorm, GroupNormNeedsMultipleOf32) {
-  EXPECT_THROW(sepmech::Norm2d(sepmech::Norm2dOptions(NormKind::GroupNorm, 48)), c10::Error);
-  sepmech::Norm2d gn(sepmech::Norm2dOptions(NormKind::GroupNorm, 64));
+  EXPECT_THROW(sepmech::Norm2d(sepmech::Norm2dOptions(NormKind::group_norm, 48)), c10::Error);
+  sepmech::Norm2d gn(sepmech::Norm2dOptions(NormKind::group_norm, 64));
   auto x = torch::randn({2, 64, 3, 4});
   auto y = gn(x);
   // each group of 2 channels of each sample is standardised
@@ -139,7 +140,7 @@ TEST(OSABlock, LoadsGoldenWeightsWithDetectronPrefix) {
 
 TEST(OSABlock, ParameterCountMatchesTheSpecFormula) {
   const int64_t ci = 10, cs = 6, co = 14, L = 4;
-  sepmech::OSABlock b(sepmech::OSABlockOptions(ci, cs, co, L).norm(NormKind::FrozenBatchNorm));
+  sepmech::OSABlock b(sepmech::OSABlockOptions(ci, cs, co, L).norm(NormKind::frozen_batch_norm));
   int64_t n = 0;
   for (const auto& p : b->parameters()) n += p.numel();
   EXPECT_EQ(n, 9 * cs * (ci + (L - 1) * cs) + co * (ci + L * cs) + co * co + co);
@@ -189,8 +190,8 @@ TEST(OSABlock, BadInputsGiveClearErrors) {
   EXPECT_THROW(OSABlock(OSABlockOptions(6, 4, 8, 2).identity(true)), c10::Error);
   EXPECT_THROW(OSABlock(OSABlockOptions(6, 4, 8, 0)), c10::Error);
   EXPECT_THROW(OSABlock(OSABlockOptions(6, 4, 8, 2).module_name("a.b")), c10::Error);
-  EXPECT_THROW(OSABlock(OSABlockOptions(32, 48, 64, 2).norm(NormKind::GroupNorm)), c10::Error);
-  EXPECT_THROW(OSABlock(OSABlockOptions(32, 32, 64, 2).norm(NormKind::GroupNorm).causal_time(true)), c10::Error);
+  EXPECT_THROW(OSABlock(OSABlockOptions(32, 48, 64, 2).norm(NormKind::group_norm)), c10::Error);
+  EXPECT_THROW(OSABlock(OSABlockOptions(32, 32, 64, 2).norm(NormKind::group_norm).causal_time(true)), c10::Error);
   OSABlock b(OSABlockOptions(6, 4, 8, 2));
   try {
     b(torch::randn({2, 5, 4, 4}));
@@ -203,11 +204,11 @@ TEST(OSABlock, BadInputsGiveClearErrors) {
   EXPECT_THROW(b(torch::randint(0, 3, {1, 6, 4, 4})), c10::Error);
   b->train();
   EXPECT_THROW(b(torch::randn({1, 6, 1, 1})), c10::Error);  // BN batch statistics of one value
-  EXPECT_THROW(sepmech::parse_norm_kind("LN"), c10::Error);
+  EXPECT_THROW(sepmech::norm_kind_from_string("LN"), c10::Error);
 }
 
 TEST(OSAStage, PoolingCeilModeAndSizeOneError) {
-  sepmech::OSAStage s3(sepmech::OSAStageOptions(4, 4, 8, 2, 2, 3).norm(NormKind::FrozenBatchNorm));
+  sepmech::OSAStage s3(sepmech::OSAStageOptions(4, 4, 8, 2, 2, 3).norm(NormKind::frozen_batch_norm));
   EXPECT_EQ(s3(torch::randn({1, 4, 11, 14})).sizes(), (std::vector<int64_t>{1, 8, 5, 7}));
   EXPECT_EQ(s3(torch::randn({1, 4, 2, 2})).sizes(), (std::vector<int64_t>{1, 8, 1, 1}));
   try {
@@ -216,7 +217,7 @@ TEST(OSAStage, PoolingCeilModeAndSizeOneError) {
   } catch (const c10::Error& e) {
     EXPECT_NE(std::string(e.what()).find("H >= 2"), std::string::npos) << e.what();
   }
-  sepmech::OSAStage s2(sepmech::OSAStageOptions(4, 4, 8, 2, 2, 2).norm(NormKind::FrozenBatchNorm));
+  sepmech::OSAStage s2(sepmech::OSAStageOptions(4, 4, 8, 2, 2, 2).norm(NormKind::frozen_batch_norm));
   EXPECT_FALSE(s2->has_pooling());
   EXPECT_EQ(s2(torch::randn({1, 4, 1, 9})).sizes(), (std::vector<int64_t>{1, 8, 1, 9}));
   // 1-D stage: MaxPool1d(3, 2, ceil_mode) over T
@@ -279,9 +280,9 @@ TEST(OSAFuse, BlockVariantsMatchUnfusedEval) {
     NormKind norm;
     int64_t in, cs, co;
   };
-  for (const V& v : {V{false, true, true, NormKind::BatchNorm, 16, 8, 16}, V{true, false, true, NormKind::BatchNorm, 12, 8, 16},
-                     V{true, true, true, NormKind::FrozenBatchNorm, 8, 8, 8}, V{false, true, false, NormKind::BatchNorm, 8, 6, 8},
-                     V{false, false, true, NormKind::GroupNorm, 32, 32, 64}}) {
+  for (const V& v : {V{false, true, true, NormKind::batch_norm, 16, 8, 16}, V{true, false, true, NormKind::batch_norm, 12, 8, 16},
+                     V{true, true, true, NormKind::frozen_batch_norm, 8, 8, 8}, V{false, true, false, NormKind::batch_norm, 8, 6, 8},
+                     V{false, false, true, NormKind::group_norm, 32, 32, 64}}) {
     sepmech::OSABlock b(sepmech::OSABlockOptions(v.in, v.cs, v.co, 3)
                             .identity(v.identity)
                             .depthwise(v.dw)
@@ -306,7 +307,7 @@ TEST(OSAFuse, BlockVariantsMatchUnfusedEval) {
     for (const auto& p : fused->parameters()) EXPECT_FALSE(p.requires_grad());
     // the fused module has no BN left (GroupNorm cannot be folded and stays)
     for (const auto& item : fused->named_buffers()) EXPECT_EQ(item.key().find("running"), std::string::npos) << item.key();
-    if (v.norm != NormKind::GroupNorm) EXPECT_TRUE(has_key(*fused, "concat." + b->options.module_name() + "_concat/conv.bias"));
+    if (v.norm != NormKind::group_norm) EXPECT_TRUE(has_key(*fused, "concat." + b->options.module_name() + "_concat/conv.bias"));
     // the fused module also runs the 1-D form and can be cloned
     auto x1 = torch::randn({1, v.in, 20});
     EXPECT_LT(max_abs_diff(b(x1), fused->forward(x1)), 1e-5 * std::max(1.0, scale));
@@ -316,11 +317,29 @@ TEST(OSAFuse, BlockVariantsMatchUnfusedEval) {
   }
 }
 
+// The fused path's NCHW -> NHWC input copy has an AVX2 8x8-tile kernel and a portable twin: a
+// copy, so both must give bit-identical outputs (channel and position counts with tails).
+TEST(OSAFuse, PortableAndAvx2InputTransposeAgreeBitForBit) {
+  torch::manual_seed(12);
+  sepmech::OSABlock b(sepmech::OSABlockOptions(20, 8, 20, 2).identity(true));
+  randomise_norms(*b);
+  b->eval();
+  auto fused = b->fuse();
+  auto x = torch::randn({2, 20, 13, 7});
+  auto y = fused->forward(x);
+  torch::Tensor yp;
+  {
+    sepmech::kernels::ForcePortable portable;
+    yp = fused->forward(x);
+  }
+  EXPECT_TRUE(torch::equal(y, yp));
+}
+
 TEST(OSAFuse, BackboneMatchesUnfusedEvalAndLeavesOriginalAlone) {
   torch::manual_seed(7);
   for (bool dw : {false, true}) {
     sepmech::VoVNetSpec tiny{{8, 8, dw ? 8 : 16}, {8, 8, 12, 12}, {16, 24, 32, 40}, 2, {1, 2, 1, 2}, true, dw};
-    sepmech::VoVNet net(sepmech::VoVNetOptions(tiny).norm(NormKind::BatchNorm).out_features({"stem", "stage5"}));
+    sepmech::VoVNet net(sepmech::VoVNetOptions(tiny).norm(NormKind::batch_norm).out_features({"stem", "stage5"}));
     randomise_norms(*net);
     net->train();  // fuse() must not depend on the current mode: it folds the eval formula
     auto fused = net->fuse();
@@ -412,7 +431,7 @@ torch::Tensor ref_norm(const SD& sd, const std::string& key, NormKind kind, cons
   auto v = [](const torch::Tensor& t) { return t.view({1, -1, 1, 1}); };
   const auto& w = sd.at(key + ".weight");
   const auto& b = sd.at(key + ".bias");
-  if (kind == NormKind::GroupNorm) {  // 32 groups, biased variance over (C/32, H, W)
+  if (kind == NormKind::group_norm) {  // 32 groups, biased variance over (C/32, H, W)
     auto g = u.reshape({u.size(0), 32, -1});
     auto d = g - g.mean(-1, true);
     auto n = (d / torch::sqrt(d.pow(2).mean(-1, true) + 1e-5)).reshape(u.sizes());
@@ -506,14 +525,14 @@ TEST(OSAReference, HeldOutStyleConfigurationsMatchAPlainTranscription) {
     EXPECT_LT(max_abs_diff(b->forward(x), want), 1e-10) << what;
     EXPECT_GT(want.abs().max().item<double>(), 0.1) << what << ": degenerate case";
   };
-  check_block(sepmech::OSABlockOptions(32, 32, 64, 2).module_name("OSA2_1").norm(NormKind::GroupNorm), {2, 32, 6, 7}, "GN");
-  check_block(sepmech::OSABlockOptions(64, 32, 64, 3).module_name("OSA3_2").identity(true).norm(NormKind::GroupNorm),
+  check_block(sepmech::OSABlockOptions(32, 32, 64, 2).module_name("OSA2_1").norm(NormKind::group_norm), {2, 32, 6, 7}, "GN");
+  check_block(sepmech::OSABlockOptions(64, 32, 64, 3).module_name("OSA3_2").identity(true).norm(NormKind::group_norm),
               {2, 64, 5, 4}, "GN identity");
   check_block(sepmech::OSABlockOptions(12, 6, 12, 3).module_name("OSA4_2").identity(true).depthwise(true),
               {2, 12, 7, 9}, "depthwise + reduction + identity, BN");
-  check_block(sepmech::OSABlockOptions(6, 6, 10, 2).module_name("OSA2_1").depthwise(true).norm(NormKind::FrozenBatchNorm),
+  check_block(sepmech::OSABlockOptions(6, 6, 10, 2).module_name("OSA2_1").depthwise(true).norm(NormKind::frozen_batch_norm),
               {2, 6, 7, 9}, "depthwise without reduction, FrozenBN");
-  check_block(sepmech::OSABlockOptions(32, 32, 32, 2).module_name("OSA2_2").identity(true).depthwise(true).norm(NormKind::GroupNorm),
+  check_block(sepmech::OSABlockOptions(32, 32, 32, 2).module_name("OSA2_2").identity(true).depthwise(true).norm(NormKind::group_norm),
               {2, 32, 5, 6}, "depthwise GN identity");
 
   auto check_stage = [](sepmech::OSAStageOptions o, std::vector<int64_t> shape, const std::string& what) {
@@ -528,8 +547,8 @@ TEST(OSAReference, HeldOutStyleConfigurationsMatchAPlainTranscription) {
   };
   check_stage(sepmech::OSAStageOptions(8, 6, 12, 2, 3, 4).depthwise(true), {2, 8, 9, 12}, "depthwise stage, pooled");
   check_stage(sepmech::OSAStageOptions(8, 6, 12, 3, 2, 2), {2, 8, 7, 5}, "stage 2: no pooling, 3 blocks");
-  check_stage(sepmech::OSAStageOptions(32, 32, 64, 2, 2, 3).norm(NormKind::GroupNorm), {2, 32, 9, 8}, "GN stage");
-  check_stage(sepmech::OSAStageOptions(12, 8, 16, 2, 3, 5).norm(NormKind::FrozenBatchNorm), {2, 12, 8, 7},
+  check_stage(sepmech::OSAStageOptions(32, 32, 64, 2, 2, 3).norm(NormKind::group_norm), {2, 32, 9, 8}, "GN stage");
+  check_stage(sepmech::OSAStageOptions(12, 8, 16, 2, 3, 5).norm(NormKind::frozen_batch_norm), {2, 12, 8, 7},
               "FrozenBN stage 5");
 
   const std::vector<std::string> all = {"stem", "stage2", "stage3", "stage4", "stage5"};
@@ -547,11 +566,11 @@ TEST(OSAReference, HeldOutStyleConfigurationsMatchAPlainTranscription) {
       EXPECT_LT(max_abs_diff(got.at(f), want.at(f)), 1e-10) << what << " " << f;
     }
   };
-  check_net({{8, 8, 16}, {8, 8, 12, 12}, {16, 24, 24, 32}, 2, {1, 2, 1, 2}, true, false}, NormKind::FrozenBatchNorm, 3,
+  check_net({{8, 8, 16}, {8, 8, 12, 12}, {16, 24, 24, 32}, 2, {1, 2, 1, 2}, true, false}, NormKind::frozen_batch_norm, 3,
             {2, 3, 37, 45}, "tiny backbone");
-  check_net({{8, 8, 8}, {8, 8, 12, 12}, {16, 24, 24, 32}, 2, {1, 1, 2, 1}, true, true}, NormKind::BatchNorm, 3,
+  check_net({{8, 8, 8}, {8, 8, 12, 12}, {16, 24, 24, 32}, 2, {1, 1, 2, 1}, true, true}, NormKind::batch_norm, 3,
             {1, 3, 40, 33}, "tiny depthwise backbone");
-  check_net({{32, 32, 64}, {32, 32, 32, 32}, {64, 64, 96, 96}, 1, {1, 1, 1, 2}, true, false}, NormKind::GroupNorm, 1,
+  check_net({{32, 32, 64}, {32, 32, 32, 32}, {64, 64, 96, 96}, 1, {1, 1, 1, 2}, true, false}, NormKind::group_norm, 1,
             {1, 1, 64, 48}, "tiny GN backbone");
 }
 
@@ -585,10 +604,10 @@ TEST(OSAParity, AdapterRunsHeldOutStyleCasesInTheirDtype) {
   std::vector<std::string> paths;
   {  // GN block with backward: grad.in.x by autograd through the transcription
     auto b = std::make_shared<sepmech::OSABlockImpl>(
-        sepmech::OSABlockOptions(32, 32, 64, 2).module_name("OSA2_1").norm(NormKind::GroupNorm));
+        sepmech::OSABlockOptions(32, 32, 64, 2).module_name("OSA2_1").norm(NormKind::group_norm));
     randomise_all(*b, 6);
     auto x = torch::randn({2, 32, 5, 6}, torch::kDouble).requires_grad_(true);
-    auto y = ref_block(sd_of(*b), "", "OSA2_1", false, NormKind::GroupNorm, x);
+    auto y = ref_block(sd_of(*b), "", "OSA2_1", false, NormKind::group_norm, x);
     auto go = torch::randn_like(y);
     (y * go).sum().backward();
     paths.push_back(write_case("gn_block", *b, x.detach(), {{"y", y.detach()}}, go, x.grad(), "_OSA_module",
@@ -603,7 +622,7 @@ TEST(OSAParity, AdapterRunsHeldOutStyleCasesInTheirDtype) {
     s->eval();
     torch::NoGradGuard ng;
     auto x = torch::randn({2, 8, 7, 9}, torch::kDouble);
-    paths.push_back(write_case("dw_stage2", *s, x, {{"y", ref_stage(sd_of(*s), "", 2, NormKind::BatchNorm, x)}}, {}, {},
+    paths.push_back(write_case("dw_stage2", *s, x, {{"y", ref_stage(sd_of(*s), "", 2, NormKind::batch_norm, x)}}, {}, {},
                                "_OSA_stage",
                                R"({"in_ch": 8, "stage_ch": 6, "concat_ch": 12, "block_per_stage": 2,
                                    "layer_per_block": 3, "stage_num": 2, "SE": true, "depthwise": true, "_NORM": "BN"})",
@@ -612,11 +631,11 @@ TEST(OSAParity, AdapterRunsHeldOutStyleCasesInTheirDtype) {
   {  // tiny custom-spec backbone; the norm only in cfg.MODEL.VOVNET.NORM, FPN.NORM = ""
     sepmech::VoVNetSpec tiny{{8, 8, 16}, {8, 8, 12, 12}, {16, 24, 24, 32}, 2, {1, 2, 1, 2}, true, false};
     auto net = std::make_shared<sepmech::VoVNetImpl>(
-        sepmech::VoVNetOptions(tiny).input_ch(2).out_features({"stage3", "stage5"}).norm(NormKind::FrozenBatchNorm));
+        sepmech::VoVNetOptions(tiny).input_ch(2).out_features({"stage3", "stage5"}).norm(NormKind::frozen_batch_norm));
     randomise_all(*net, 8);
     torch::NoGradGuard ng;
     auto x = torch::randn({2, 2, 37, 45}, torch::kDouble);
-    auto all = ref_backbone(sd_of(*net), NormKind::FrozenBatchNorm, x);
+    auto all = ref_backbone(sd_of(*net), NormKind::frozen_batch_norm, x);
     paths.push_back(write_case("tiny_backbone", *net, x, {{"stage3", all.at("stage3")}, {"stage5", all.at("stage5")}}, {},
                                {}, "VoVNet",
                                R"({"cfg": {"MODEL": {"BACKBONE": {"FREEZE_AT": 0}, "FPN": {"NORM": ""},

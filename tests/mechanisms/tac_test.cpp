@@ -48,7 +48,7 @@ Tensor explicit_tac(sepmech::TACImpl& tac, const Tensor& x, const std::vector<in
   // differentiable: the parameters enter as they are (not detached), so autograd gives their
   // gradients through this formulation too.
   auto prm = [&](const std::string& name) { return differentiable ? tac.named_parameters()[name] : param(tac, name); };
-  const std::string act = tac.options.activation(), norm = tac.options.norm_type();
+  const std::string act = to_string(tac.options.activation()), norm = to_string(tac.options.norm_type());
   const int64_t B = x.size(0), M = x.size(1), N = x.size(2), K = x.size(3), S = x.size(4), P = K * S;
   const int64_t H = tac.options.hidden_dim();
   auto slope = [&](const char* tf) {
@@ -100,7 +100,8 @@ Tensor explicit_tac(sepmech::TACImpl& tac, const Tensor& x, const std::vector<in
 sepmech::TAC make_tac(int64_t N, int64_t H, const std::string& act = "prelu", const std::string& norm = "gLN",
                       uint64_t seed = 1) {
   torch::manual_seed(seed);
-  sepmech::TAC tac(sepmech::TACOptions(N).hidden_dim(H).activation(act).norm_type(norm));
+  sepmech::TAC tac(sepmech::TACOptions(N).hidden_dim(H).activation(sepmech::tac_activation_from_string(act))
+                       .norm_type(sepmech::tac_norm_from_string(norm)));
   tac->to(torch::kFloat64);
   torch::NoGradGuard g;
   for (auto& p : tac->parameters())
@@ -149,7 +150,7 @@ TEST(TAC, BatchNormStatisticsCoverEverySlot) {
   // With momentum 1 the running statistics become this batch's: the mean, and the unbiased
   // variance over all n = B*M*K*S values per feature (padded slots included, as in the reference).
   torch::manual_seed(5);
-  sepmech::TAC tac(sepmech::TACOptions(5).hidden_dim(6).norm_type("bN").bn_momentum(1.0));
+  sepmech::TAC tac(sepmech::TACOptions(5).hidden_dim(6).norm_type(sepmech::TacNorm::bn).bn_momentum(1.0));
   tac->to(torch::kFloat64);
   tac->train();
   Tensor x = randx({3, 4, 5, 2, 3});
@@ -247,7 +248,7 @@ TEST(TAC, InferencePathMatchesAutogradPath) {
 }
 
 TEST(TAC, Float32InferenceMatchesFloat64) {
-  // float32 without autograd runs its GEMMs on oneDNN (src/gemm.h), with the weights used
+  // float32 without autograd runs its GEMMs on oneDNN (src/kernels/gemm.h), with the weights used
   // transposed and the concat weight split into two narrowed halves: compare with the float64
   // module for every activation and norm and several block sizes.
   Tensor x = randx({2, 4, 16, 7, 5});
@@ -309,8 +310,12 @@ TEST(TAC, RejectsBadInput) {
   expect_error([&] { tac->forward(torch::zeros({3, 2, 4, 2}, torch::kFloat64)); }, "must be 5-D");
   expect_error([&] { tac->forward(torch::zeros({3, 2, 4, 2, 2}, torch::kLong)); }, "must be floating point");
   expect_error([&] { tac->forward(torch::zeros({3, 2, 4, 2, 2}, torch::kFloat32)); }, "parameters' dtype");
-  expect_error([] { sepmech::TAC(sepmech::TACOptions(4).activation("mish")); }, "activation must be one of");
-  expect_error([] { sepmech::TAC(sepmech::TACOptions(4).norm_type("cgLN")); }, "cumulative LN");
+  expect_error([] { sepmech::tac_activation_from_string("mish"); }, "activation must be one of");
+  expect_error([] { sepmech::tac_norm_from_string("cgLN"); }, "cumulative LN");
+  expect_error([] { sepmech::tac_norm_from_string("gln"); }, "must be one of gLN, cLN, fgLN, bN");
+  // Every reference name parses to a value that prints as the same name.
+  for (const auto& a : kActivations) EXPECT_EQ(to_string(sepmech::tac_activation_from_string(a)), a);
+  for (const auto& n : kNorms) EXPECT_EQ(to_string(sepmech::tac_norm_from_string(n)), n);
   expect_error([] { sepmech::TAC(sepmech::TACOptions(0)); }, "input_dim must be > 0");
 }
 

@@ -5,7 +5,7 @@
 
 #include <array>
 
-#include "gemm.h"  // internal
+#include "kernels/gemm.h"  // internal
 
 TEST(Runtime, BlasIsNotTheReferenceOne) {
   // scripts/setup.sh installs libopenblas0-pthread, so LibTorch's sgemm_ must come from an
@@ -49,7 +49,7 @@ TEST(Runtime, ReferenceBlasIsRecognisedAndWarnedAbout) {
   EXPECT_EQ(sepmech::blas_warning(sepmech::BlasInfo{"/x/openblas-pthread/libblas.so.3", "openblas"}), "");
 }
 
-// detail::gemm_into (src/gemm.h): the oneDNN path (float32, unit-stride rows) and the LibTorch
+// detail::gemm_into (src/kernels/gemm.h): the oneDNN path (float32, unit-stride rows) and the LibTorch
 // fallback must both equal a float64 matmul, with and without a transposed right-hand side, a
 // right-hand side with padded rows (a narrowed weight), row and column bias, and odd sizes.
 TEST(Runtime, GemmIntoMatchesFloat64Matmul) {

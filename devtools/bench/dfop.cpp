@@ -91,8 +91,7 @@ RegisterWorkload dfop_stream_workload(
        auto state = std::make_shared<StreamingDeepFilterState>(sdf->init_state(1));
        Impl alloc{"sepmech_step", [in, sdf, state]() mutable {
                     for (int64_t k = 0; k < kT; ++k) {
-                      auto r = sdf->step(in->frames[k], in->frame_coefs[k], in->frame_alpha[k], *state);
-                      in->sink = r.first;
+                      in->sink = sdf->step(in->frames[k], in->frame_coefs[k], in->frame_alpha[k], *state);
                     }
                   }};
        alloc.items_per_call = kT;

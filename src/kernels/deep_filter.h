@@ -1,7 +1,7 @@
 #pragma once
-// The deep-filter forward kernel on raw memory, shared by DfOp's `fused` method (src/dfop.cpp)
-// and the multi-frame DF / MfWfC / MfWf training path (src/multiframe.cpp), so the mechanism
-// exists once. Header-only (internal, not installed): each family's translation unit compiles
+// The deep-filter forward and backward kernels on raw memory, shared by DfOp's `fused` method
+// (src/dfop.cpp) and the multi-frame DF / MfWfC / MfWf training path (src/multiframe.cpp), so the
+// mechanism exists once. Header-only (internal, not installed): each family's translation unit compiles
 // its own copy, so neither family needs the other to build.
 //
 //   Y[r, f] = sum_n X[r, t-(N-1-L)+n, f] * H[r, t, n, f]   (H conjugated if `conj`), f < Fdf
@@ -11,6 +11,13 @@
 // H: any layout whose bins are contiguous; tap n of frame t of row r = b*C + c starts at
 //   H + b*hs_b + c*hs_c + t*hs_t + n*hs_n (floats), so a coefficient shared by the channels has hs_c = 0.
 // A: alpha per (r, t) (R*T values) or nullptr.
+//
+// Backward (gradients of sum(Y * G) for an upstream gradient G shaped like Y):
+//   gX[r, s, f] = G[r, s, f] for f >= Fdf; for f < Fdf (1 - a_r,s) G[r, s, f] (0 without alpha) plus
+//                 sum_n a_r,t G[r, t, f] conj(Heff[r, t, n, f]) over the frames t = s + (N-1-L) - n
+//   gHeff[r, t, n, f] = a_r,t G[r, t, f] conj(X[r, t-(N-1-L)+n, f]);  gH = conj(gHeff) if `conj`
+//   gA[r, t] = <Yfiltered[r, t] - X[r, t], G[r, t]> over the filtered bins
+// gH has H's layout; when the channels share a coefficient (hs_c == 0, C > 1) it is their sum.
 #include <ATen/Parallel.h>
 
 #include <cstdint>
@@ -153,6 +160,107 @@ __attribute__((target("avx2,fma"))) void forward_rows_avx2(const float* X, const
 #endif
 
 }  // namespace dfk
+
+namespace dfk {
+
+/// Backward of the kernel above for the frames (b, t) in [begin, end): every channel row of them.
+/// gX, gH, gA may each be nullptr (not needed).
+template <typename S>
+inline __attribute__((always_inline)) void backward_frames(const S* X, const S* H, const S* A, const S* G, S* gX,
+                                                           S* gH, S* gA, const DfKernelGeom& g, int64_t begin,
+                                                           int64_t end) {
+  const int64_t front = g.N - 1 - g.L, row = 2 * g.F, hrow = 2 * g.Fdf;
+  const S cs = g.conj ? S(-1) : S(1);
+  const bool shared = g.hs_c == 0 && g.C > 1;  // one coefficient block for all channels: gH sums them
+  for (int64_t bt = begin; bt < end; ++bt) {
+    const int64_t b = bt / g.T, t = bt % g.T;
+    for (int64_t c = 0; c < g.C; ++c) {
+      const int64_t r = b * g.C + c, rt = r * g.T + t;
+      const S* g_t = G + rt * row;
+      const S a_t = A ? A[rt] : S(1);
+      if (gX) {
+        // Frame s = t is read by output frame t' = t + front - n through tap n.
+        S* gx = gX + rt * row;
+        std::memcpy(gx + hrow, g_t + hrow, sizeof(S) * (row - hrow));
+        const S keep = A ? S(1) - a_t : S(0);
+        for (int64_t k = 0; k < hrow; ++k) gx[k] = keep * g_t[k];
+        for (int64_t n = 0; n < g.N; ++n) {
+          const int64_t tp = t + front - n;
+          if (tp < 0 || tp >= g.T) continue;
+          const S a = A ? A[r * g.T + tp] : S(1);
+          const S* gp = G + (r * g.T + tp) * row;
+          const S* h = taps_of(H, g, r, tp) + n * g.hs_n;
+          for (int64_t k = 0; k < hrow; k += 2) {
+            const S gr = a * gp[k], gi = a * gp[k + 1], hr = h[k], hi = cs * h[k + 1];
+            gx[k] += gr * hr + gi * hi;
+            gx[k + 1] += gi * hr - gr * hi;
+          }
+        }
+      }
+      if (gH || gA) {
+        S dot = 0;  // <Yfiltered_t - X_t, G_t> over the filtered bins
+        const S* h0 = taps_of(H, g, r, t);
+        S* gh0 = gH ? gH + (taps_of(H, g, r, t) - H) : nullptr;
+        const bool first = !shared || c == 0;  // the first writer of a gH block sets it, the others add
+        for (int64_t n = 0; n < g.N; ++n) {
+          const int64_t s = t - front + n;
+          S* gh = gh0 ? gh0 + n * g.hs_n : nullptr;
+          if (s < 0 || s >= g.T) {
+            if (gh && first) std::memset(gh, 0, sizeof(S) * hrow);
+            continue;
+          }
+          const S* xs = X + (r * g.T + s) * row;
+          if (gh) {
+            for (int64_t k = 0; k < hrow; k += 2) {
+              const S gr = a_t * g_t[k], gi = a_t * g_t[k + 1], xr = xs[k], xi = xs[k + 1];
+              const S re = gr * xr + gi * xi, im = cs * (gi * xr - gr * xi);
+              gh[k] = first ? re : gh[k] + re;
+              gh[k + 1] = first ? im : gh[k + 1] + im;
+            }
+          }
+          if (gA) {
+            const S* h = h0 + n * g.hs_n;
+            for (int64_t k = 0; k < hrow; k += 2) {
+              const S xr = xs[k], xi = xs[k + 1], hr = h[k], hi = cs * h[k + 1];
+              dot += (xr * hr - xi * hi) * g_t[k] + (xr * hi + xi * hr) * g_t[k + 1];
+            }
+          }
+        }
+        if (gA) {
+          const S* x_t = X + rt * row;
+          for (int64_t k = 0; k < hrow; ++k) dot -= x_t[k] * g_t[k];
+          gA[rt] = dot;
+        }
+      }
+    }
+  }
+}
+
+#ifdef SEPMECH_DF_KERNEL_AVX2
+__attribute__((target("avx2,fma"))) inline void backward_frames_avx2(const float* X, const float* H, const float* A,
+                                                                     const float* G, float* gX, float* gH, float* gA,
+                                                                     const DfKernelGeom& g, int64_t begin,
+                                                                     int64_t end) {
+  backward_frames<float>(X, H, A, G, gX, gH, gA, g, begin, end);
+}
+#endif
+
+}  // namespace dfk
+
+/// Runs the backward over all B*T frames (each task owns a frame's channels, so tasks never write
+/// the same gH element). `avx2`: as for the forward kernel.
+template <typename S>
+void deep_filter_backward_kernel(const S* X, const S* H, const S* A, const S* G, S* gX, S* gH, S* gA,
+                                 const DfKernelGeom& g, bool avx2) {
+  at::parallel_for(0, g.B * g.T, 16, [&](int64_t begin, int64_t end) {
+#ifdef SEPMECH_DF_KERNEL_AVX2
+    if constexpr (std::is_same_v<S, float>)
+      if (avx2) return dfk::backward_frames_avx2(X, H, A, G, gX, gH, gA, g, begin, end);
+#endif
+    (void)avx2;
+    dfk::backward_frames<S>(X, H, A, G, gX, gH, gA, g, begin, end);
+  });
+}
 
 /// Runs the kernel over all B*C*T output frames (LibTorch's intra-op threads). `avx2`: the caller
 /// has checked that the CPU has AVX2+FMA (and did not ask for the portable path).

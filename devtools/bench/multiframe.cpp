@@ -1,6 +1,6 @@
 // Bench workloads of the multi-frame family (../shared/bench/WORKLOADS.md): mf_DF,
 // mf_MfWf_solve, mf_MfMvdr_solve, mf_MfMvdr_inverse. Three implementations each:
-//   reference_einsum  the baseline: MfImpl::kReference, the reference's own ops (unfold, einsum,
+//   reference_einsum  the baseline: MfImpl::reference, the reference's own ops (unfold, einsum,
 //                     torch::linalg_solve) -- what the Python reference runs, minus the interpreter;
 //   generic_mul_sum   the fastest generic-LibTorch formulation we found (einsum replaced by
 //                     broadcast multiply + sum, matmul), reported so the fused kernels are also
@@ -25,7 +25,7 @@ RegisterWorkload mf_df({"mf_DF", "multi-frame DF, B=1 C=1 T=1000 F=481 num_freqs
                           s->spec = torch::randn({1, 1, T, kF, 2});
                           s->coefs = torch::randn({1, kN, T, kFdf, 2}) * 0.3;
                           auto o = DFOptions(kFdf, kN).lookahead(kL);
-                          s->ref = DF(DFOptions(o).impl(MfImpl::kReference));
+                          s->ref = DF(DFOptions(o).impl(MfImpl::reference));
                           s->fused = DF(o);
                           s->ref->eval();
                           s->fused->eval();
@@ -74,7 +74,7 @@ MfInputs make_mf_inputs() {
   return in;
 }
 
-/// MfWf / MfMvdr with generic ops and no einsum (same steps as MfImpl::kReference, spec §3.5).
+/// MfWf / MfMvdr with generic ops and no einsum (same steps as MfImpl::reference, spec §3.5).
 void generic_mul_sum(const MfInputs& in, const MfFilterOptions& o, bool mvdr) {
   torch::NoGradGuard ng;
   const int64_t T = in.spec.size(2);
@@ -108,7 +108,7 @@ std::vector<Impl> mf_impls(MfFilterOptions o) {
   };
   auto s = std::make_shared<State>();
   s->in = make_mf_inputs();
-  s->ref = M(MfFilterOptions(o).impl(MfImpl::kReference));
+  s->ref = M(MfFilterOptions(o).impl(MfImpl::reference));
   s->fused = M(o);
   const double bytes = 4.0 * (s->in.spec.numel() * 2 + s->in.ifc.numel() + s->in.R.numel());
   return {

@@ -75,7 +75,7 @@ RegisterAdapter reg("dfop", [](const Case& c) {
           op->forward(spec.narrow(2, t0, n), coefs.narrow(1, t0, n), alpha.narrow(1, t0, n));
       t0 += n;
     }
-    out["mid.spec_buf_final"] = op->spec_buf;
+    out["mid.spec_buf_final"] = op->hidden_state();
     return out;
   }
 

@@ -2,7 +2,7 @@
 #include <numeric>
 
 #include "bench/bench.h"
-#include "gemm.h"
+#include "kernels/gemm.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -97,7 +97,7 @@ double machine_cache_bandwidth_gbps() {
 
 double machine_sgemm_gflops() {
   // The faster of the two float32 GEMMs in the process: LibTorch's matmul (Debian: OpenBLAS,
-  // AVX2 kernel) and oneDNN's sgemm (AVX-512; what sepmech's hot GEMMs use, src/gemm.h), 1024^3.
+  // AVX2 kernel) and oneDNN's sgemm (AVX-512; what sepmech's hot GEMMs use, src/kernels/gemm.h), 1024^3.
   static double cached = [] {
     torch::NoGradGuard ng;
     auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});

@@ -38,8 +38,8 @@ Outputs run(const Case& c) {
     check_keys(cfg, {"input_dim", "hidden_dim", "activation", "norm_type"}, "asteroid TAC");
     sepmech::TACOptions opt(cfg.at("input_dim").get<int64_t>());
     opt.hidden_dim(cfg.value("hidden_dim", int64_t{384}));
-    opt.activation(cfg.value("activation", std::string("prelu")));
-    opt.norm_type(cfg.value("norm_type", std::string("gLN")));
+    opt.activation(sepmech::tac_activation_from_string(cfg.value("activation", std::string("prelu"))));
+    opt.norm_type(sepmech::tac_norm_from_string(cfg.value("norm_type", std::string("gLN"))));
     layers.emplace_back(opt);
     key_maps.push_back(sepmech::TACImpl::asteroid_load_options());
     input_name = "x";

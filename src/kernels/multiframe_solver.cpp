@@ -14,7 +14,9 @@
 #endif
 
 #include "sepmech/multiframe.h"
-#include "simd_transpose.h"
+#include "kernels/cpu.h"
+#include "kernels/multiframe_solver.h"
+#include "kernels/simd_transpose.h"
 
 namespace sepmech::mf {
 namespace {
@@ -346,11 +348,6 @@ torch::Tensor small_solve(const torch::Tensor& A, const torch::Tensor& b, bool h
 // ---------------------------------------------------------------------------------------------
 namespace detail {
 
-struct MfFusedArgs {
-  int64_t B, C, T, F, Fdf, N, L;  // L: effective lookahead
-  bool mvdr, cholesky, inverse, enforce;
-  double eps, dload;
-};
 
 
 // Transposes `count` bins of `width` interleaved floats each (bin l at src + l*width) into
@@ -732,18 +729,9 @@ __attribute__((target("avx2,fma"), flatten)) void mf_rows_avx2(const T* spec, co
 }
 #endif
 
-inline bool cpu_has_avx2() {
-#if SEPMECH_HAVE_AVX2_CLONE
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
-}
-
 template <typename T, int N>
 void mf_fused_kernel(const T* spec, const T* ifc, const T* R, T* out, const MfFusedArgs& a) {
-  const bool avx2 = cpu_has_avx2();
+  const bool avx2 = kernels::use_avx2();
   at::parallel_for(0, a.B * a.T, 1, [&](int64_t r0, int64_t r1) {
 #if SEPMECH_HAVE_AVX2_CLONE
     if (avx2) return mf_rows_avx2<T, N>(spec, ifc, R, out, a, r0, r1);

@@ -62,7 +62,7 @@ sepmech::NormKind get_norm(const json& cfg, sepmech::NormKind def) {
   if (!v) return def;
   if (!v->is_string()) throw Unsupported("osa: config norm is not a string: " + v->dump());
   try {
-    return sepmech::parse_norm_kind(v->get<std::string>());
+    return sepmech::norm_kind_from_string(v->get<std::string>());
   } catch (const c10::Error& e) {
     throw Unsupported(std::string("osa: ") + e.what_without_backtrace());
   }
@@ -141,13 +141,13 @@ void load(torch::nn::Module& m, const Case& c) {
 /// The norm actually stored: a BN config whose checkpoint has running statistics but no
 /// num_batches_tracked was converted to FrozenBN (the reference's _freeze_backbone does that).
 sepmech::NormKind effective_norm(sepmech::NormKind n, const std::map<std::string, torch::Tensor>& params) {
-  if (n != sepmech::NormKind::BatchNorm) return n;
+  if (n != sepmech::NormKind::batch_norm) return n;
   bool stats = false, counter = false;
   for (const auto& [k, v] : params) {
     if (k.size() >= 12 && k.compare(k.size() - 12, 12, "running_mean") == 0) stats = true;
     if (k.find("num_batches_tracked") != std::string::npos) counter = true;
   }
-  return (stats && !counter) ? sepmech::NormKind::FrozenBatchNorm : n;
+  return (stats && !counter) ? sepmech::NormKind::frozen_batch_norm : n;
 }
 
 Outputs run(const Case& c) {
@@ -201,7 +201,7 @@ Outputs run(const Case& c) {
     auto net = std::make_shared<sepmech::VoVNetImpl>(sepmech::VoVNetOptions(spec)
                                                          .input_ch(input_ch)
                                                          .out_features(feats)
-                                                         .norm(effective_norm(get_norm(cfg, sepmech::NormKind::FrozenBatchNorm), params)));
+                                                         .norm(effective_norm(get_norm(cfg, sepmech::NormKind::frozen_batch_norm), params)));
     to_float_dtype(*net, dtype);
     load(*net, c);
     set_mode(*net);
@@ -216,7 +216,7 @@ Outputs run(const Case& c) {
                                  get_int(cfg, {"stage_num"}, "stage_num"))
             .depthwise(get_bool(cfg, {"depthwise", "dw"}, false))
             .ese(!is_v1)
-            .norm(effective_norm(get_norm(cfg, sepmech::NormKind::BatchNorm), params)));
+            .norm(effective_norm(get_norm(cfg, sepmech::NormKind::batch_norm), params)));
     to_float_dtype(*st, dtype);
     load(*st, c);
     set_mode(*st);
@@ -235,7 +235,7 @@ Outputs run(const Case& c) {
         .identity(get_bool(cfg, {"identity"}, false))
         .depthwise(get_bool(cfg, {"depthwise"}, false))
         .ese(!is_v1)  // SE is ignored by the V2 reference: eSE is always applied
-        .norm(effective_norm(get_norm(cfg, sepmech::NormKind::BatchNorm), params));
+        .norm(effective_norm(get_norm(cfg, sepmech::NormKind::batch_norm), params));
     auto blk = std::make_shared<sepmech::OSABlockImpl>(o);
     to_float_dtype(*blk, dtype);
     load(*blk, c);

@@ -1,5 +1,5 @@
 // Float32 GEMMs on oneDNN's sgemm, and a differentiable linear built on them (see gemm.h).
-#include "gemm.h"
+#include "kernels/gemm.h"
 
 #include <oneapi/dnnl/dnnl.h>
 

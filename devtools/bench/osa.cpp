@@ -33,7 +33,7 @@ std::vector<sepmech::bench::Impl> setup_osa(bool depthwise) {
                                    .module_name("OSA2_2")
                                    .identity(true)
                                    .depthwise(depthwise)
-                                   .norm(sepmech::NormKind::BatchNorm));
+                                   .norm(sepmech::NormKind::batch_norm));
   {
     torch::NoGradGuard ng;
     for (auto& item : s->block->named_buffers()) {
