@@ -497,7 +497,7 @@ OSABlockImpl::State OSABlockImpl::init_state(int64_t batch, int64_t freq) const 
   return st;
 }
 
-std::pair<torch::Tensor, OSABlockImpl::State> OSABlockImpl::step(const torch::Tensor& x, State state) {
+torch::Tensor OSABlockImpl::step(const torch::Tensor& x, State& state) {
   TORCH_CHECK(options.causal_time(), "sepmech::OSABlock::step: streaming needs causal_time(true)");
   check_input(x, options.in_ch(), "OSABlock::step");
   TORCH_CHECK(x.dim() == 4, "sepmech::OSABlock::step: x must be (B, C, T_chunk, F), got shape ", sizes_str(x));
@@ -505,18 +505,24 @@ std::pair<torch::Tensor, OSABlockImpl::State> OSABlockImpl::step(const torch::Te
               "sepmech::OSABlock::step: needs eval mode (BatchNorm batch statistics span the chunk)");
   TORCH_CHECK(state.history.size() == layers->size(), "sepmech::OSABlock::step: state must hold ", layers->size(),
               " histories (use init_state), got ", state.history.size());
+  // Validate every history before touching any, so a bad call leaves the state as it was.
+  const int64_t B = x.size(0), F = x.size(3);
+  for (size_t i = 0; i < layers->size(); ++i) {
+    const auto& hist = state.history[i];
+    const int64_t C = layers->ptr<ConvUnitImpl>(i)->parts.front().spec.in_channels;
+    TORCH_CHECK(hist.defined() && hist.dim() == 4 && hist.size(0) == B && hist.size(1) == C && hist.size(2) == 2 &&
+                    hist.size(3) == F,
+                "sepmech::OSABlock::step: state history ", i, " must be (", B, ", ", C, ", 2, ", F, "), got ",
+                hist.defined() ? sizes_str(hist) : std::string("undefined"));
+  }
+  std::vector<torch::Tensor> next(layers->size());
   std::vector<torch::Tensor> outs{x};
   torch::Tensor h = conv_reduction ? conv_reduction(x) : x;
   for (size_t i = 0; i < layers->size(); ++i) {
     auto& unit = *layers->ptr<ConvUnitImpl>(i);
     auto& p = unit.parts.front();
-    auto& hist = state.history[i];
-    TORCH_CHECK(hist.dim() == 4 && hist.size(0) == h.size(0) && hist.size(1) == h.size(1) && hist.size(2) == 2 &&
-                    hist.size(3) == h.size(3),
-                "sepmech::OSABlock::step: state history ", i, " must be (", h.size(0), ", ", h.size(1), ", 2, ",
-                h.size(3), "), got ", sizes_str(hist));
-    auto full = torch::cat({hist, h}, 2);  // two past frames + this chunk: no time padding needed
-    hist = full.narrow(2, full.size(2) - 2, 2).contiguous();
+    auto full = torch::cat({state.history[i], h}, 2);  // two past frames + this chunk: no time padding
+    next[i] = full.narrow(2, full.size(2) - 2, 2).contiguous();
     const std::vector<int64_t> one{1, 1}, pad{0, 1}, none{0, 0};
     if (p.spec.kind == UnitKind::dw_conv3x3) {
       h = torch::conv2d(full, p.dw->weight, {}, one, pad, one, p.spec.out_channels);
@@ -529,7 +535,9 @@ std::pair<torch::Tensor, OSABlockImpl::State> OSABlockImpl::step(const torch::Te
   }
   auto a = concat(torch::cat(outs, 1));
   auto e = ese ? a * ese->gate(a) : a;  // frequency-only gate: per frame
-  return {options.identity() ? e + x : e, std::move(state)};
+  auto y = options.identity() ? e + x : e;
+  state.history = std::move(next);
+  return y;
 }
 
 std::shared_ptr<OSABlockImpl> OSABlockImpl::fuse() const {

@@ -177,16 +177,34 @@ class OSABlockImpl : public torch::nn::Cloneable<OSABlockImpl> {
   /// forward that also records intermediates (layer{i}, reduction, concat, gate, ese) in `mid`.
   torch::Tensor forward_with_intermediates(const torch::Tensor& x, std::map<std::string, torch::Tensor>* mid);
   void pretty_print(std::ostream& stream) const override;
-  /// Streaming (causal_time blocks only): the last two input frames of every 3x3 layer.
+  /// Streaming (causal_time blocks only): the last two input frames of every 3x3 layer. A value:
+  /// copying it copies the histories (a copy branches the stream), moving it is cheap.
   struct State {
     std::vector<torch::Tensor> history;  ///< per layer, (B, C, 2, F); zeros = causal padding
+
+    State() = default;
+    State(const State& other) {
+      for (const auto& h : other.history) history.push_back(h.defined() ? h.clone() : h);
+    }
+    State& operator=(const State& other) {
+      if (this != &other) *this = State(other);
+      return *this;
+    }
+    State(State&&) = default;
+    State& operator=(State&&) = default;
+    /// Back to the zero state of a new stream.
+    void reset() {
+      for (auto& h : history)
+        if (h.defined()) h.zero_();
+    }
   };
   /// Zero state for a stream of `batch` examples with `freq` frequency bins.
   State init_state(int64_t batch, int64_t freq) const;
-  /// Runs frames x (B, C_in, T_chunk, F), T_chunk >= 1, continuing `state`; concatenating the
-  /// outputs of consecutive chunks equals forward() on the whole (B, C_in, T, F) input.
-  /// Eval-mode norms only (BN batch statistics would mix frames).
-  std::pair<torch::Tensor, State> step(const torch::Tensor& x, State state);
+  /// Runs frames x (B, C_in, T_chunk, F), T_chunk >= 1, continuing and advancing `state` (the
+  /// library's streaming contract, docs/design.md); concatenating the outputs of consecutive
+  /// chunks equals forward() on the whole (B, C_in, T, F) input. Eval-mode norms only (BN batch
+  /// statistics would mix frames). `state` is left as it was when the call throws.
+  torch::Tensor step(const torch::Tensor& x, State& state);
   /// An eval-mode copy with every BN/FrozenBN folded into its convolution and the fast
   /// (channels-last) path enabled; outputs match the unfused eval module to float32 rounding.
   std::shared_ptr<OSABlockImpl> fuse() const;

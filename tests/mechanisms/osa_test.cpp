@@ -401,9 +401,7 @@ TEST(OSACausal, StreamingStepsEqualTheWholeSequence) {
       std::vector<torch::Tensor> parts;
       int64_t t = 0;
       for (int64_t len : {1, 4, 2, 7, 1, 8}) {
-        auto [y, next] = blk->step(x.narrow(2, t, len), std::move(st));
-        st = std::move(next);
-        parts.push_back(y);
+        parts.push_back(blk->step(x.narrow(2, t, len), st));
         t += len;
       }
       ASSERT_EQ(t, 23);
@@ -415,7 +413,27 @@ TEST(OSACausal, StreamingStepsEqualTheWholeSequence) {
   sepmech::OSABlock c(sepmech::OSABlockOptions(6, 4, 6, 3).causal_time(true));
   c->eval();
   auto st = c->init_state(1, 4);
+  const auto before = st;  // a copy: its own histories
   EXPECT_THROW(c->step(torch::randn({1, 6, 2, 5}), st), c10::Error);  // F differs from the state
+  for (size_t i = 0; i < st.history.size(); ++i) EXPECT_TRUE(torch::equal(st.history[i], before.history[i]));
+}
+
+TEST(OSACausal, CopiedStateBranchesTheStreamAndResetRestarts) {
+  torch::manual_seed(10);
+  sepmech::OSABlock b(sepmech::OSABlockOptions(6, 4, 6, 3).identity(true).causal_time(true));
+  randomise_norms(*b);
+  b->eval();
+  auto x = torch::randn({1, 6, 10, 5});
+  auto st = b->init_state(1, 5);
+  b->step(x.narrow(2, 0, 4), st);
+  auto branch = st;  // a copy: stepping one must not move the other
+  auto y1 = b->step(x.narrow(2, 4, 6), st);
+  auto y2 = b->step(x.narrow(2, 4, 6), branch);
+  EXPECT_TRUE(torch::equal(y1, y2));
+  auto z = b->step(x.narrow(2, 4, 6), st);  // st has moved on: a different past
+  EXPECT_FALSE(torch::equal(z, y1));
+  st.reset();
+  EXPECT_LT(max_abs_diff(b->step(x, st), b->forward(x)), 1e-5);
 }
 
 // ---------------------------------------------------------------------------------------------
