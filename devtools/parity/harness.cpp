@@ -5,6 +5,7 @@
 #include <limits>
 #include <mutex>
 
+#include "kernels/shape.h"
 #include "sepmech/io/safetensors.h"
 
 namespace sepmech::parity {
@@ -91,8 +92,8 @@ bool backward_with_cotangents(const Case& c, const std::map<std::string, torch::
     if (y.is_complex()) y = torch::view_as_real(y);
     if (g.is_complex()) g = torch::view_as_real(g);
     if (y.sizes() != g.sizes())
-      throw Unsupported("output '" + name + "' has shape " + c10::str(y.sizes()) + " but its cotangent has " +
-                        c10::str(g.sizes()));
+      throw Unsupported("output '" + name + "' has shape " + kernels::shape_str(y.sizes()) + " but its cotangent has " +
+                        kernels::shape_str(g.sizes()));
     torch::Tensor term = (y * g.to(y.scalar_type())).sum();
     total = total.defined() ? total + term : term;
   }
@@ -128,7 +129,7 @@ TensorReport compare_tensor(const std::string& key, const torch::Tensor& got0, c
   if (want.is_complex()) want = torch::view_as_real(want.resolve_conj());
   if (got.sizes() != want.sizes()) {
     r.worst_ratio = inf;
-    r.message = "shape " + c10::str(got.sizes()) + ", expected " + c10::str(want.sizes());
+    r.message = "shape " + kernels::shape_str(got.sizes()) + ", expected " + kernels::shape_str(want.sizes());
     return r;
   }
   if (want.numel() == 0) {

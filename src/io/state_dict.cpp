@@ -4,6 +4,8 @@
 #include <set>
 #include <sstream>
 
+#include "kernels/shape.h"
+
 namespace sepmech::io {
 
 std::string LoadReport::to_string() const {
@@ -76,7 +78,7 @@ LoadReport load_state_dict(torch::nn::Module& module, const std::map<std::string
       continue;
     }
     if (dst.sizes() != sv.sizes()) {
-      rep.mismatched.push_back(name + ": module " + c10::str(dst.sizes()) + " vs file " + c10::str(s.sizes()));
+      rep.mismatched.push_back(name + ": module " + kernels::shape_str(dst.sizes()) + " vs file " + kernels::shape_str(s.sizes()));
       continue;
     }
     rep.loaded.push_back(name);

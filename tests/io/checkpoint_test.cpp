@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "io/format_error.h"
+#include "io/unpickler.h"  // the resource bounds (src/io)
 #include "io/zip_writer.h"
 #include "sepmech/io/checkpoint.h"
 #include "sepmech/io/safetensors.h"

@@ -35,14 +35,6 @@ struct Checkpoint {
   std::set<std::string> top_level_keys;  ///< keys of the saved object if it is a dict
 };
 
-/// Resource bounds of the unpickler (a malformed file hits these instead of exhausting memory).
-constexpr std::size_t kMaxPickleStack = 1u << 20;    ///< values on the pickle stack
-constexpr std::size_t kMaxPickleMarks = 1u << 16;    ///< open MARKs
-constexpr std::size_t kMaxPickleMemo = 1u << 22;     ///< memo entries
-constexpr std::size_t kMaxPickleObjects = 1u << 22;  ///< containers, strings, tensors built
-constexpr std::size_t kMaxCheckpointDepth = 128;     ///< nesting of dicts/lists when flattening
-constexpr std::size_t kMaxCheckpointLeaves = 1u << 22;  ///< flattened entries (shared subtrees count each time)
-
 /// Reads a torch.save zip checkpoint. Throws FormatError naming the file (and the archive
 /// entry) when it is malformed, uses anything outside the allowed globals, or is a legacy
 /// (non-zip) file; the message then says how to re-save it in the zip format.
