@@ -1,6 +1,7 @@
 // DfOp: the deep-filtering operator, its six reference methods and the fused method.
 #include "sepmech/dfop.h"
 
+#include "kernels/shape.h"
 #include "kernels/cpu.h"
 #include "kernels/deep_filter.h"
 
@@ -179,32 +180,31 @@ class DeepFilterFunction : public torch::autograd::Function<DeepFilterFunction> 
   }
 };
 
-std::string shape_str(const Tensor& t) { return c10::str(t.sizes()); }
 
 // Shape checks shared by the offline methods and the free function; df_bins < 0: any.
 void check_offline_args(const char* who, const Tensor& spec, const Tensor& coefs, const Tensor& alpha, int64_t N,
                         int64_t df_bins) {
   TORCH_CHECK(spec.defined() && spec.dim() == 5 && spec.size(1) == 1 && spec.size(4) == 2, who,
               ": spec must be the real view [B,1,T,F,2] (one channel), got ",
-              spec.defined() ? shape_str(spec) : std::string("undefined"));
+              kernels::shape_str(spec));
   const int64_t B = spec.size(0), T = spec.size(2), F = spec.size(3);
   TORCH_CHECK(coefs.defined() && coefs.dim() == 5 && coefs.size(4) == 2, who,
               ": coefs must be the real view [B,T,order,df_bins,2], got ",
-              coefs.defined() ? shape_str(coefs) : std::string("undefined"));
+              kernels::shape_str(coefs));
   const bool swapped = coefs.size(1) == N && coefs.size(2) == T && N != T;
   TORCH_CHECK(coefs.size(0) == B && coefs.size(1) == T && coefs.size(2) == N, who,
-              ": coefs must be [B,T,order,df_bins,2] = [", B, ",", T, ",", N, ",df_bins,2], got ", shape_str(coefs),
+              ": coefs must be [B,T,order,df_bins,2] = [", B, ",", T, ",", N, ",df_bins,2], got ", kernels::shape_str(coefs),
               swapped ? " (this looks like the multi-frame DF layout [B,order,T,F,2]; permute dims 1 and 2)" : "");
   if (df_bins >= 0)
     TORCH_CHECK(coefs.size(3) == df_bins, who, ": coefs must have df_bins = ", df_bins, " bins in dim 3, got ",
-                shape_str(coefs));
+                kernels::shape_str(coefs));
   TORCH_CHECK(coefs.size(3) <= F, who, ": df_bins must be <= the number of bins F of spec (", F, "), got ",
               coefs.size(3));
   TORCH_CHECK(spec.is_floating_point() && coefs.is_floating_point(), who,
               ": spec and coefs must be floating point, got ", spec.scalar_type(), " and ", coefs.scalar_type());
   if (alpha.defined())
     TORCH_CHECK(alpha.numel() == B * T, who, ": alpha must have B*T = ", B * T, " elements (e.g. [B,T,1]), got ",
-                shape_str(alpha));
+                kernels::shape_str(alpha));
 }
 
 }  // namespace
@@ -351,17 +351,17 @@ Tensor DfOpImpl::forward_real_one_step(const Tensor& spec_win, const Tensor& coe
   TORCH_CHECK(spec_win.defined() && spec_win.dim() == 5 && spec_win.size(1) == 1 && spec_win.size(2) == N &&
                   spec_win.size(4) == 2,
               "sepmech::DfOp(real_one_step): spec must be the window [B,1,order,F,2] with order = ", N, ", got ",
-              spec_win.defined() ? shape_str(spec_win) : std::string("undefined"));
+              kernels::shape_str(spec_win));
   const int64_t B = spec_win.size(0), F = spec_win.size(3);
   TORCH_CHECK(Fdf <= F, "sepmech::DfOp(real_one_step): df_bins must be <= the number of bins F of spec (", F,
               "), got ", Fdf);
   TORCH_CHECK(coefs.defined() && coefs.dim() == 5 && coefs.size(0) == B && coefs.size(1) == 1 &&
                   coefs.size(2) == N && coefs.size(3) == Fdf && coefs.size(4) == 2,
               "sepmech::DfOp(real_one_step): coefs must be [B,1,order,df_bins,2] = [", B, ",1,", N, ",", Fdf,
-              ",2], got ", coefs.defined() ? shape_str(coefs) : std::string("undefined"));
+              ",2], got ", kernels::shape_str(coefs));
   if (alpha.defined())
     TORCH_CHECK(alpha.numel() == B, "sepmech::DfOp(real_one_step): alpha must have B = ", B,
-                " elements (e.g. [B,1]), got ", shape_str(alpha));
+                " elements (e.g. [B,1]), got ", kernels::shape_str(alpha));
   auto y = real_cmul_sum(spec_win.squeeze(1).narrow(2, 0, Fdf), coefs.squeeze(1), 1);  // [B, Fdf, 2]
   auto base = spec_win.select(2, N - L - 1);                                           // [B, 1, F, 2]
   Tensor a = alpha.defined() ? alpha.reshape({B, 1, 1, 1}) : Tensor();
@@ -377,15 +377,15 @@ Tensor DfOpImpl::forward_real_hidden_state_loop(const Tensor& spec, const Tensor
                   spec.size(4) == 2,
               who, ": spec must be [1,1,T,freq_bins,2] with freq_bins = ", Fb,
               " (B must be 1: the state is a single buffer; use sepmech::StreamingDeepFilter for B>1), got ",
-              spec.defined() ? shape_str(spec) : std::string("undefined"));
+              kernels::shape_str(spec));
   const int64_t T = spec.size(2);
   TORCH_CHECK(coefs.defined() && coefs.dim() == 5 && coefs.size(0) == 1 && coefs.size(1) == T &&
                   coefs.size(2) == N && coefs.size(3) == Fdf && coefs.size(4) == 2,
               who, ": coefs must be [1,T,order,df_bins,2] = [1,", T, ",", N, ",", Fdf, ",2], got ",
-              coefs.defined() ? shape_str(coefs) : std::string("undefined"));
+              kernels::shape_str(coefs));
   TORCH_CHECK(alpha.defined(), who, ": alpha is required for this method");
   TORCH_CHECK(alpha.numel() == T, who, ": alpha must have T = ", T, " elements (e.g. [1,T,1]), got ",
-              shape_str(alpha));
+              kernels::shape_str(alpha));
   // The buffer lives in the default dtype (the reference writes frames into a float32 buffer).
   const auto dt = spec_buf_.scalar_type();
   if (T == 0) return torch::empty({1, 1, 0, Fb, 2}, spec.options().dtype(dt));

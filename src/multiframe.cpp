@@ -1,6 +1,7 @@
 // The multi-frame family (spec: ../shared/spec/deepfilter.md §3; page: docs/multiframe.md).
 #include "sepmech/multiframe.h"
 
+#include "kernels/shape.h"
 #include "kernels/cpu.h"
 #include "kernels/deep_filter.h"
 #include "kernels/multiframe_solver.h"
@@ -11,12 +12,11 @@ namespace mf {
 
 namespace {
 
-std::string shape(const torch::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : "undefined"; }
 
 void check_real_view(const char* who, const char* arg, const torch::Tensor& t, int64_t dim) {
   TORCH_CHECK(t.defined(), who, ": ", arg, " must be a tensor, got undefined");
   TORCH_CHECK(t.dim() == dim && t.size(-1) == 2, who, ": ", arg, " must be a real view with ", dim,
-              " dims and last dim 2, got ", shape(t));
+              " dims and last dim 2, got ", kernels::shape_str(t));
   TORCH_CHECK(t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble, who, ": ", arg,
               " must be float32 or float64, got ", t.scalar_type());
 }
@@ -138,7 +138,7 @@ struct DeepFilterFn : public torch::autograd::Function<DeepFilterFn> {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 torch::Tensor spec_unfold(const torch::Tensor& spec, int64_t frame_size, int64_t lookahead) {
-  TORCH_CHECK(spec.dim() >= 2, "sepmech::mf::spec_unfold: spec must be [...,T,F], got ", shape(spec));
+  TORCH_CHECK(spec.dim() >= 2, "sepmech::mf::spec_unfold: spec must be [...,T,F], got ", kernels::shape_str(spec));
   TORCH_CHECK(frame_size >= 1, "sepmech::mf::spec_unfold: frame_size must be >= 1, got ", frame_size);
   TORCH_CHECK(lookahead >= 0, "sepmech::mf::spec_unfold: lookahead must be >= 0, got ", lookahead);
   if (frame_size == 1) return spec.unsqueeze(-1);
@@ -163,7 +163,7 @@ torch::Tensor apply_coefs(const torch::Tensor& spec_u, const torch::Tensor& w) {
 
 torch::Tensor df(const torch::Tensor& spec_u, const torch::Tensor& coefs) {
   TORCH_CHECK(spec_u.dim() >= 3 && coefs.dim() >= 3, "sepmech::mf::df: spec_u must be [...,T,F,N] and coefs [...,N,T,F], got ",
-              shape(spec_u), " and ", shape(coefs));
+              kernels::shape_str(spec_u), " and ", kernels::shape_str(coefs));
   TORCH_CHECK(spec_u.size(-1) == coefs.size(-3), "sepmech::mf::df: order of spec_u (", spec_u.size(-1),
               ") and coefs (", coefs.size(-3), ") must match");
   return torch::einsum("...tfn,...ntf->...tf", {spec_u, coefs});
@@ -184,7 +184,7 @@ torch::Tensor compute_mat_trace(const torch::Tensor& x, int64_t dim1, int64_t di
 
 torch::Tensor tik_reg(const torch::Tensor& mat, double reg, double eps) {
   TORCH_CHECK(mat.dim() >= 2 && mat.size(-1) == mat.size(-2), "sepmech::mf::tik_reg: mat must be [...,N,N], got ",
-              shape(mat));
+              kernels::shape_str(mat));
   auto tr = compute_mat_trace(mat);
   auto delta = (mat.is_complex() ? torch::real(tr) : tr) * reg + eps;
   auto eye = torch::eye(mat.size(-1), mat.options());
@@ -199,7 +199,7 @@ torch::Tensor solve(const torch::Tensor& Rxx, const torch::Tensor& rss, double d
 
 torch::Tensor psd(const torch::Tensor& x, int64_t n) {
   TORCH_CHECK(x.is_complex() && x.dim() >= 2, "sepmech::mf::psd: x must be complex [...,T,F], got ",
-              x.scalar_type(), " ", shape(x));
+              x.scalar_type(), " ", kernels::shape_str(x));
   TORCH_CHECK(n >= 1, "sepmech::mf::psd: n must be >= 1, got ", n);
   auto xu = torch::constant_pad_nd(x, {0, 0, n - 1, 0}).unfold(-2, n, 1);  // [...,T,F,n]
   return xu.unsqueeze(-2) * xu.conj().unsqueeze(-1);                       // [..., m, k] = x_k conj(x_m)
@@ -218,7 +218,7 @@ torch::Tensor deep_filter(const torch::Tensor& spec, const torch::Tensor& coefs,
                                                                  : std::vector<int64_t>{B, T, num_freqs, N, 2};
   TORCH_CHECK(coefs.sizes() == torch::IntArrayRef(want), who, ": coefs must be ",
               layout == CoefLayout::channel_time ? "[B, C*N, T, num_freqs, 2] = " : "[B, T, num_freqs, N, 2] = ",
-              torch::IntArrayRef(want), ", got ", shape(coefs));
+              torch::IntArrayRef(want), ", got ", kernels::shape_str(coefs));
   TORCH_CHECK(coefs.scalar_type() == spec.scalar_type(), who, ": coefs must have the dtype of spec (",
               spec.scalar_type(), "), got ", coefs.scalar_type());
   return DeepFilterFn::apply(spec, coefs, static_cast<int64_t>(layout), num_freqs, N, lookahead, conj);

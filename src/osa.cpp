@@ -1,6 +1,7 @@
 // OSA_RES_eSE block, stage and VoVNet backbone (see include/sepmech/osa.h, docs/osa.md).
 #include "sepmech/osa.h"
 
+#include "kernels/shape.h"
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 
@@ -14,17 +15,16 @@ namespace sepmech {
 
 namespace {
 
-std::string sizes_str(const torch::Tensor& t) { return c10::str(t.sizes()); }
 
 void check_input(const torch::Tensor& x, int64_t channels, const char* who) {
   TORCH_CHECK(x.defined(), "sepmech::", who, ": input must be a defined tensor");
   TORCH_CHECK(x.dim() == 3 || x.dim() == 4, "sepmech::", who,
-              ": input must be (B, C, H, W) or (B, C, T), got shape ", sizes_str(x));
+              ": input must be (B, C, H, W) or (B, C, T), got shape ", kernels::shape_str(x));
   TORCH_CHECK(x.is_floating_point(), "sepmech::", who, ": input must be floating point, got ", x.scalar_type());
   TORCH_CHECK(x.size(1) == channels, "sepmech::", who, ": input must have ", channels,
-              " channels (dim 1), got shape ", sizes_str(x));
+              " channels (dim 1), got shape ", kernels::shape_str(x));
   for (int64_t d = 2; d < x.dim(); ++d)
-    TORCH_CHECK(x.size(d) >= 1, "sepmech::", who, ": spatial sizes must be >= 1, got shape ", sizes_str(x));
+    TORCH_CHECK(x.size(d) >= 1, "sepmech::", who, ": spatial sizes must be >= 1, got shape ", kernels::shape_str(x));
 }
 
 /// [c][hw] -> [hw][c] for one image, by cache-sized tiles (portable).
@@ -144,14 +144,14 @@ void Norm2dImpl::reset() {
 
 torch::Tensor Norm2dImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() >= 2 && x.size(1) == options.channels(), "sepmech::Norm2d: input must have ",
-              options.channels(), " channels (dim 1), got shape ", sizes_str(x));
+              options.channels(), " channels (dim 1), got shape ", kernels::shape_str(x));
   switch (options.kind()) {
     case NormKind::batch_norm: {
       const bool train = is_training();
       if (train) {
         TORCH_CHECK(x.numel() / options.channels() > 1,
                     "sepmech::Norm2d: BatchNorm in training mode needs more than 1 value per channel, got shape ",
-                    sizes_str(x));
+                    kernels::shape_str(x));
         torch::NoGradGuard ng;
         num_batches_tracked.add_(1);
       }
@@ -500,7 +500,7 @@ OSABlockImpl::State OSABlockImpl::init_state(int64_t batch, int64_t freq) const 
 torch::Tensor OSABlockImpl::step(const torch::Tensor& x, State& state) {
   TORCH_CHECK(options.causal_time(), "sepmech::OSABlock::step: streaming needs causal_time(true)");
   check_input(x, options.in_ch(), "OSABlock::step");
-  TORCH_CHECK(x.dim() == 4, "sepmech::OSABlock::step: x must be (B, C, T_chunk, F), got shape ", sizes_str(x));
+  TORCH_CHECK(x.dim() == 4, "sepmech::OSABlock::step: x must be (B, C, T_chunk, F), got shape ", kernels::shape_str(x));
   TORCH_CHECK(!is_training() || options.norm() == NormKind::frozen_batch_norm,
               "sepmech::OSABlock::step: needs eval mode (BatchNorm batch statistics span the chunk)");
   TORCH_CHECK(state.history.size() == layers->size(), "sepmech::OSABlock::step: state must hold ", layers->size(),
@@ -513,7 +513,7 @@ torch::Tensor OSABlockImpl::step(const torch::Tensor& x, State& state) {
     TORCH_CHECK(hist.defined() && hist.dim() == 4 && hist.size(0) == B && hist.size(1) == C && hist.size(2) == 2 &&
                     hist.size(3) == F,
                 "sepmech::OSABlock::step: state history ", i, " must be (", B, ", ", C, ", 2, ", F, "), got ",
-                hist.defined() ? sizes_str(hist) : std::string("undefined"));
+                kernels::shape_str(hist));
   }
   std::vector<torch::Tensor> next(layers->size());
   std::vector<torch::Tensor> outs{x};
@@ -595,18 +595,18 @@ torch::Tensor OSAStageImpl::forward(const torch::Tensor& x_in) {
   torch::Tensor x = x_in;
   if (has_pooling()) {
     if (x.dim() == 4 && options.causal_time()) {
-      TORCH_CHECK(x.size(3) >= 2, "sepmech::OSAStage: the frequency max-pool needs F >= 2, got shape ", sizes_str(x));
+      TORCH_CHECK(x.size(3) >= 2, "sepmech::OSAStage: the frequency max-pool needs F >= 2, got shape ", kernels::shape_str(x));
       x = torch::max_pool2d(x, {1, 3}, {1, 2}, {0, 0}, {1, 1}, true);
     } else if (x.dim() == 4) {
       TORCH_CHECK(x.size(2) >= 2 && x.size(3) >= 2, "sepmech::OSAStage: MaxPool2d(3, stride 2, ceil_mode) of stage ",
-                  options.stage_num(), " needs H >= 2 and W >= 2, got shape ", sizes_str(x),
+                  options.stage_num(), " needs H >= 2 and W >= 2, got shape ", kernels::shape_str(x),
                   " (use stage_num 2 for a stage without pooling)");
       x = torch::max_pool2d(x, {3, 3}, {2, 2}, {0, 0}, {1, 1}, true);
     } else {
       TORCH_CHECK(!options.causal_time(), "sepmech::OSAStage: a causal stage with pooling needs (B, C, T, F) input, ",
-                  "got shape ", sizes_str(x));
+                  "got shape ", kernels::shape_str(x));
       TORCH_CHECK(x.size(2) >= 2, "sepmech::OSAStage: MaxPool1d(3, stride 2, ceil_mode) of stage ",
-                  options.stage_num(), " needs T >= 2, got shape ", sizes_str(x));
+                  options.stage_num(), " needs T >= 2, got shape ", kernels::shape_str(x));
       x = torch::max_pool1d(x, {3}, {2}, {0}, {1}, true);
     }
   }
@@ -729,7 +729,7 @@ void VoVNetImpl::reset() {
 
 std::map<std::string, torch::Tensor> VoVNetImpl::forward(const torch::Tensor& x) {
   check_input(x, options.input_ch(), "VoVNet");
-  TORCH_CHECK(x.dim() == 4, "sepmech::VoVNet: input must be (B, C, H, W), got shape ", sizes_str(x));
+  TORCH_CHECK(x.dim() == 4, "sepmech::VoVNet: input must be (B, C, H, W), got shape ", kernels::shape_str(x));
   const auto& want = options.out_features();
   auto wanted = [&](const std::string& n) { return std::find(want.begin(), want.end(), n) != want.end(); };
   std::map<std::string, torch::Tensor> out;
