@@ -3,6 +3,7 @@
 // oracle score / data prediction is spec §6.1 with the file's `config.oracle`.
 #include <torch/torch.h>
 
+#include "diffusion/reference_oracle.h"
 #include "parity/parity.h"
 #include "sepmech/diffusion/analytic.h"
 #include "sepmech/diffusion/sampling.h"
@@ -95,7 +96,7 @@ Outputs run_sde(const Case& c) {
   } else if (kind == "sde_reverse") {
     GaussianOracle oracle = oracle_of(c);
     const bool pf = c.call.value("probability_flow", false);
-    ReverseSDE rsde = sde->reverse(oracle.score_fn_reference(*sde), pf);
+    ReverseSDE rsde = sde->reverse(score_fn_reference(oracle, *sde), pf);
     const auto &x = c.at("in.x"), &y = c.at("in.y"), &t = c.at("in.t");
     auto [drift, diffusion] = rsde.sde(x, y, t);
     auto [rev_f, rev_G] = rsde.discretize(x, y, t, c.has("in.stepsize") ? c.at("in.stepsize") : torch::Tensor());
@@ -220,14 +221,14 @@ Outputs run_sampler(const Case& c) {
   if (kind == "predictor_step") {
     GaussianOracle oracle = oracle_of(c);
     auto [x, xm] = predictor_step(parse_predictor(c.call.at("predictor").get<std::string>()), *sde,
-                                  oracle.score_fn_reference(*sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
+                                  score_fn_reference(oracle, *sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
                                   c.has("in.stepsize") ? c.at("in.stepsize") : torch::Tensor(), noise);
     out["out.x"] = x;
     out["out.x_mean"] = xm;
   } else if (kind == "corrector_step") {
     GaussianOracle oracle = oracle_of(c);
     auto [x, xm] = corrector_step(parse_corrector(c.call.at("corrector").get<std::string>()), *sde,
-                                  oracle.score_fn_reference(*sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
+                                  score_fn_reference(oracle, *sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
                                   c.call.value("snr", 0.1), c.call.value("n_steps", int64_t(1)), noise);
     out["out.x"] = x;
     out["out.x_mean"] = xm;
@@ -242,7 +243,7 @@ Outputs run_sampler(const Case& c) {
         .denoise(c.call.value("denoise", true))
         .eps(c.call.value("eps", 0.03))
         .N(c.call.value("N", int64_t(0)));
-    SampleResult r = pc_sample(*sde, oracle.score_fn_reference(*sde), c.at("in.y"), noise, o);
+    SampleResult r = pc_sample(*sde, score_fn_reference(oracle, *sde), c.at("in.y"), noise, o);
     out["out.x_result"] = r.x;
     out["out.nfe"] = torch::tensor(r.nfe, torch::kLong);
   } else if (kind == "ode_sampler") {
@@ -251,7 +252,7 @@ Outputs run_sampler(const Case& c) {
     ODESamplerOptions o;
     o.rtol(c.call.value("rtol", 1e-5)).atol(c.call.value("atol", 1e-5)).eps(c.call.value("eps", 0.03));
     o.denoise(c.call.value("denoise", false));
-    SampleResult r = ode_sample(*sde, oracle.score_fn_reference(*sde), c.at("in.y"), noise, o);
+    SampleResult r = ode_sample(*sde, score_fn_reference(oracle, *sde), c.at("in.y"), noise, o);
     out["out.x"] = r.x;
     out["out.nfe"] = torch::tensor(r.nfe, torch::kLong);
   } else if (kind == "sb_sampler") {

@@ -11,14 +11,6 @@
 
 namespace sepmech::diffusion::kernels {
 
-/// Fills out[0..n) with i.i.d. N(0, scale²) draws. The stream is seeded by one 64-bit draw of
-/// `gen` (so a seeded generator gives bit-identical output) and produced by a xoshiro256++
-/// generator with a 256-layer ziggurat (sde.cpp): about half the cost of torch::randn here.
-void fill_standard_normal(float* out, int64_t n, torch::Generator& gen, float scale);
-/// The same from an explicit seed; allow_simd = false forces the portable code path (the AVX2
-/// path must give identical bits — tested).
-void fill_standard_normal_seeded(float* out, int64_t n, uint64_t seed, float scale, bool allow_simd);
-
 /// Contiguous complex64 view as floats (the tensor must outlive the pointer).
 inline float* fptr(const torch::Tensor& t) { return reinterpret_cast<float*>(t.data_ptr()); }
 inline const float* cfptr(const torch::Tensor& t) { return reinterpret_cast<const float*>(t.data_ptr()); }

@@ -11,6 +11,8 @@
 
 namespace sepmech::diffusion {
 
+using torch::Tensor;
+
 namespace {
 
 using kernels::cfptr;

@@ -9,6 +9,8 @@
 
 namespace sepmech::diffusion {
 
+using torch::Tensor;
+
 namespace {
 Tensor b4(const Tensor& v, int64_t dim = 4) {
   std::vector<int64_t> shape(dim, 1);

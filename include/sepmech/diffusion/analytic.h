@@ -16,21 +16,15 @@ struct GaussianOracle {
 
   /// Marginal variance v_t [B] of x_t given y: α²s0² + σ_t² (OUVE/SB-VE), e²s0² + P(t) (OUVP,
   /// whose reference `_std` already returns the variance P).
-  Tensor marginal_variance(const SDE& sde, const Tensor& t) const;
+  torch::Tensor marginal_variance(const SDE& sde, const torch::Tensor& t) const;
   /// Exact score −(x − m_t)/v_t with m_t = α_t μ0 + (1 − α_t) y (OUVE, OUVP); fused kernel.
-  Tensor score(const SDE& sde, const Tensor& x, const Tensor& y, const Tensor& t) const;
+  torch::Tensor score(const SDE& sde, const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t) const;
   /// The same, op by op (the benchmark baseline and a cross-check).
-  Tensor score_unfused(const SDE& sde, const Tensor& x, const Tensor& y, const Tensor& t) const;
+  torch::Tensor score_unfused(const SDE& sde, const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t) const;
   /// SB-VE posterior mean x̂ = μ0 + w_x s0²/(w_x² s0² + σ_x²)·(x − w_x μ0 − w_y y).
-  Tensor data_prediction(const SBVESDE& sde, const Tensor& x, const Tensor& y, const Tensor& t) const;
+  torch::Tensor data_prediction(const SBVESDE& sde, const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t) const;
   /// A ScoreFn bound to `sde` (which must outlive it), using the fused `score`.
   ScoreFn score_fn(const SDE& sde) const;
-  /// A ScoreFn bound to `sde` using `score_unfused`: the reference oracle's LibTorch operations in
-  /// its order, so its float32 rounding is the golden generator's bit for bit. The parity adapters
-  /// use it because scipy-style RK45 step control reacts to last-bit differences of the drift (the
-  /// fused kernel multiplies by 1/v; with the 48 kHz parameters that alone changes the ODE
-  /// sampler's evaluation count from 50 to 44).
-  ScoreFn score_fn_reference(const SDE& sde) const;
 };
 
 /// Exact law of the PC sampler's output with the oracle score, per element:
@@ -45,7 +39,7 @@ AffineLaw pc_affine_law(const OUVESDEOptions& sde, int64_t N, const std::string&
                         double snr, double eps, double s0sq, bool legacy_step = false);
 
 /// Closed-form probability-flow ODE solution (spec §6.4): x_eps = m_eps + √(v_eps/v_1)(x_T − m_1).
-Tensor pflow_ode_closed_form(const OUVESDE& sde, const GaussianOracle& oracle, const Tensor& x_T, const Tensor& y,
+torch::Tensor pflow_ode_closed_form(const OUVESDE& sde, const GaussianOracle& oracle, const torch::Tensor& x_T, const torch::Tensor& y,
                              double eps);
 
 /// Minimum of the DSM loss per element at time t (spec §6.2): ½ α_t² s0² / (α_t² s0² + σ_t²).

@@ -23,17 +23,17 @@ CorrectorType parse_corrector(const std::string& name);  ///< langevin | ald | n
 using ProgressFn = std::function<void(int64_t step, int64_t total)>;
 
 /// (x, x̄): the new state and its noise-free part.
-using StepResult = std::pair<Tensor, Tensor>;
+using StepResult = std::pair<torch::Tensor, torch::Tensor>;
 
 /// One predictor update at t [B]. Euler–Maruyama uses dt = −1/N (sde.N()) and ignores
 /// `stepsize`; reverse diffusion uses Δ = stepsize (0-dim float32; undefined → 1/N). The
 /// reference's probability_flow flag has no effect on predictors and is therefore not taken.
-StepResult predictor_step(PredictorType type, const SDE& sde, const ScoreFn& score, const Tensor& x, const Tensor& y,
-                          const Tensor& t, const Tensor& stepsize, NoiseSource& noise);
+StepResult predictor_step(PredictorType type, const SDE& sde, const ScoreFn& score, const torch::Tensor& x, const torch::Tensor& y,
+                          const torch::Tensor& t, const torch::Tensor& stepsize, NoiseSource& noise);
 /// n_steps corrector iterations at t [B] (each: one score evaluation, one draw). n_steps = 0 or
 /// kNone returns (x, x).
-StepResult corrector_step(CorrectorType type, const SDE& sde, const ScoreFn& score, const Tensor& x,
-                          const Tensor& y, const Tensor& t, double snr, int64_t n_steps, NoiseSource& noise);
+StepResult corrector_step(CorrectorType type, const SDE& sde, const ScoreFn& score, const torch::Tensor& x,
+                          const torch::Tensor& y, const torch::Tensor& t, double snr, int64_t n_steps, NoiseSource& noise);
 
 struct PCSamplerOptions {
   /// "reverse_diffusion", "euler_maruyama" or "none"
@@ -60,20 +60,20 @@ struct PCSamplerOptions {
 };
 
 struct SampleResult {
-  Tensor x;         ///< the sample (complex64, shape of y)
+  torch::Tensor x;         ///< the sample (complex64, shape of y)
   int64_t nfe = 0;  ///< network evaluations (as the reference reports them)
 };
 
 /// Optional record of a sampler run (trajectory after each predictor step, the grid).
 struct PCTrace {
-  std::vector<Tensor> x, x_mean;
-  Tensor timesteps;
+  std::vector<torch::Tensor> x, x_mean;
+  torch::Tensor timesteps;
 };
 
 /// The predictor–corrector sampler: x = prior(y); for t_i in linspace(T, eps, N): corrector at
 /// t_i, predictor at (t_i, Δ_i); returns x̄ (denoise) or x and NFE = N·(n_corrector + 1).
 /// Checks every score output's shape and finiteness.
-SampleResult pc_sample(const SDE& sde, const ScoreFn& score, const Tensor& y, NoiseSource& noise,
+SampleResult pc_sample(const SDE& sde, const ScoreFn& score, const torch::Tensor& y, NoiseSource& noise,
                        const PCSamplerOptions& options = {}, const ProgressFn& progress = nullptr,
                        PCTrace* trace = nullptr);
 
@@ -95,11 +95,11 @@ struct ODESamplerOptions {
 
 /// Probability-flow ODE dx/dt = f − ½g²s from T to eps with scipy-equivalent adaptive RK45
 /// (Dormand–Prince 5(4), float64 state, each evaluation in complex64 at float32 t).
-SampleResult ode_sample(const SDE& sde, const ScoreFn& score, const Tensor& y, NoiseSource& noise,
+SampleResult ode_sample(const SDE& sde, const ScoreFn& score, const torch::Tensor& y, NoiseSource& noise,
                         const ODESamplerOptions& options = {}, const ProgressFn& progress = nullptr);
 
 /// A data-prediction model for the SB samplers: (x, y, t) → x̂.
-using DataPredictionFn = std::function<Tensor(const Tensor& x, const Tensor& y, const Tensor& t)>;
+using DataPredictionFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t)>;
 
 struct SBSamplerOptions {
   /// "ode" or "sde"
@@ -115,8 +115,8 @@ struct SBSamplerOptions {
 };
 
 /// Schrödinger-bridge samplers (x̂ evaluated at the new time τ_j). Returns (x, n_steps_returned).
-SampleResult sb_sample(const SBVESDE& sde, const DataPredictionFn& model, const Tensor& y, NoiseSource& noise,
+SampleResult sb_sample(const SBVESDE& sde, const DataPredictionFn& model, const torch::Tensor& y, NoiseSource& noise,
                        const SBSamplerOptions& options = {}, const ProgressFn& progress = nullptr,
-                       std::vector<Tensor>* model_times = nullptr);
+                       std::vector<torch::Tensor>* model_times = nullptr);
 
 }  // namespace sepmech::diffusion

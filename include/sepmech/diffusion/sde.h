@@ -22,10 +22,8 @@
 
 namespace sepmech::diffusion {
 
-using torch::Tensor;
-
 /// A score model: (x_t, y, t) → score, complex [B, C, F, T] for complex x_t, y and float t [B].
-using ScoreFn = std::function<Tensor(const Tensor& x, const Tensor& y, const Tensor& t)>;
+using ScoreFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t)>;
 
 /// The source of every random draw of the diffusion code. Either a `torch::Generator`
 /// (same seed → bit-identical draws) or a replay of pre-drawn tensors (the golden files store
@@ -36,19 +34,19 @@ class NoiseSource {
   explicit NoiseSource(torch::Generator gen);
   /// Replays `normal_draws` [K, ...] (complex; draw k is normal_draws[k]) and `uniform_draws`
   /// [K', B] (float) in order; a draw beyond the recorded ones or of the wrong shape throws.
-  static NoiseSource replay(Tensor normal_draws, Tensor uniform_draws = Tensor());
+  static NoiseSource replay(torch::Tensor normal_draws, torch::Tensor uniform_draws = torch::Tensor());
 
   /// Circular complex normal like `like` (complex64): Re, Im i.i.d. N(0, 1/2), E|z|² = 1.
-  Tensor randn_like(const Tensor& like);
+  torch::Tensor randn_like(const torch::Tensor& like);
   /// Uniform [0, 1) float32 vector of length n (torch.rand).
-  Tensor rand(int64_t n);
+  torch::Tensor rand(int64_t n);
   int64_t normal_draws() const { return n_normal_; }
   int64_t uniform_draws() const { return n_uniform_; }
 
  private:
   NoiseSource() = default;
   std::optional<torch::Generator> gen_;
-  Tensor replay_normal_, replay_uniform_;
+  torch::Tensor replay_normal_, replay_uniform_;
   int64_t n_normal_ = 0, n_uniform_ = 0;
 };
 
@@ -100,7 +98,7 @@ struct SBVESDEOptions {
 
 /// The Schrödinger-bridge schedule quantities of `SBVESDE::sigmas_alphas`.
 struct SBSchedule {
-  Tensor sigma_t, sigma_T, sigma_bart, alpha_t, alpha_T, alpha_bart;
+  torch::Tensor sigma_t, sigma_T, sigma_bart, alpha_t, alpha_T, alpha_bart;
 };
 
 class ReverseSDE;
@@ -115,35 +113,35 @@ class SDE {
   virtual int64_t N() const = 0;
 
   /// a(t) [B] with f(x, y, t) = a(t)·(y − x).
-  virtual Tensor drift_rate(const Tensor& t) const = 0;
+  virtual torch::Tensor drift_rate(const torch::Tensor& t) const = 0;
   /// g(t) [B].
-  virtual Tensor diffusion(const Tensor& t) const = 0;
+  virtual torch::Tensor diffusion(const torch::Tensor& t) const = 0;
   /// (drift f [B, C, F, T] (0-dim zero for SB-VE), diffusion g [B]).
-  virtual std::pair<Tensor, Tensor> sde(const Tensor& x, const Tensor& y, const Tensor& t) const;
+  virtual std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t) const;
   /// Mean of the perturbation kernel p_t(x_t | x0, y).
-  virtual Tensor marginal_mean(const Tensor& x0, const Tensor& y, const Tensor& t) const = 0;
+  virtual torch::Tensor marginal_mean(const torch::Tensor& x0, const torch::Tensor& y, const torch::Tensor& t) const = 0;
   /// The reference's `_std(t)` [B] (for OUVP this is the variance, a reproduced reference bug).
-  virtual Tensor std(const Tensor& t) const = 0;
+  virtual torch::Tensor std(const torch::Tensor& t) const = 0;
   /// (mean, std) of p_t(x_t | x0, y).
-  std::pair<Tensor, Tensor> marginal_prob(const Tensor& x0, const Tensor& y, const Tensor& t) const;
+  std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& y, const torch::Tensor& t) const;
   /// Weights (w_x, w_y) [B] with marginal mean = w_x·x0 + w_y·y.
-  virtual std::pair<Tensor, Tensor> mean_weights(const Tensor& t) const = 0;
+  virtual std::pair<torch::Tensor, torch::Tensor> mean_weights(const torch::Tensor& t) const = 0;
   /// The x0 weight α(t) of the mean (OUVE e^{−θt}, OUVP e^{−sB(t)/2}, SB-VE 1).
-  virtual Tensor alpha(const Tensor& t) const = 0;
+  virtual torch::Tensor alpha(const torch::Tensor& t) const = 0;
   /// x_T for the reverse process (OUVE/OUVP y + std(1)·z, SB-VE y without a draw).
-  virtual Tensor prior_sampling(const Tensor& y, NoiseSource& noise) const = 0;
+  virtual torch::Tensor prior_sampling(const torch::Tensor& y, NoiseSource& noise) const = 0;
   /// True if the reference's discretisation ignores the step size and always uses Δ = 1/N
   /// (storm's OUVP); predictors follow it.
   virtual bool fixed_stepsize() const { return false; }
   /// (f·Δ, g·√Δ) for a step Δ (0-dim float32 tensor); undefined Δ (or fixed_stepsize()) means 1/N.
-  virtual std::pair<Tensor, Tensor> discretize(const Tensor& x, const Tensor& y, const Tensor& t,
-                                               const Tensor& stepsize) const;
+  virtual std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t,
+                                               const torch::Tensor& stepsize) const;
   /// The reverse-time SDE (or probability-flow ODE) driven by `score`.
   ReverseSDE reverse(ScoreFn score, bool probability_flow = false) const;
 
   /// Checks t: finite float32 vector [B] with 0 < t ≤ T (0 ≤ t ≤ T if allow_zero, as for the
   /// marginals); names `what` in the error.
-  void check_time(const Tensor& t, const char* what, bool allow_zero = false) const;
+  void check_time(const torch::Tensor& t, const char* what, bool allow_zero = false) const;
 };
 
 /// The reverse process of `SDE::reverse`.
@@ -153,10 +151,10 @@ class ReverseSDE {
   ReverseSDE(const SDE& sde, ScoreFn score, bool probability_flow)
       : sde_(&sde), score_(std::move(score)), pf_(probability_flow) {}
   /// (f − g²·s·(½ if pf), g or 0 if pf): drift for integration with negative dt.
-  std::pair<Tensor, Tensor> sde(const Tensor& x, const Tensor& y, const Tensor& t) const;
+  std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t) const;
   /// (f·Δ − G²·s·(½ if pf), G or 0 if pf); a reverse step is x − rev_f + rev_G·z.
-  std::pair<Tensor, Tensor> discretize(const Tensor& x, const Tensor& y, const Tensor& t,
-                                       const Tensor& stepsize) const;
+  std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t,
+                                       const torch::Tensor& stepsize) const;
   const SDE& forward_sde() const { return *sde_; }
   bool probability_flow() const { return pf_; }
   int64_t N() const { return sde_->N(); }
@@ -174,13 +172,13 @@ class OUVESDE : public SDE {
   SdeKind kind() const override { return SdeKind::kOUVE; }
   std::string name() const override { return "ouve"; }
   int64_t N() const override { return options.N(); }
-  Tensor drift_rate(const Tensor& t) const override;
-  Tensor diffusion(const Tensor& t) const override;
-  Tensor marginal_mean(const Tensor& x0, const Tensor& y, const Tensor& t) const override;
-  Tensor std(const Tensor& t) const override;
-  std::pair<Tensor, Tensor> mean_weights(const Tensor& t) const override;
-  Tensor alpha(const Tensor& t) const override;
-  Tensor prior_sampling(const Tensor& y, NoiseSource& noise) const override;
+  torch::Tensor drift_rate(const torch::Tensor& t) const override;
+  torch::Tensor diffusion(const torch::Tensor& t) const override;
+  torch::Tensor marginal_mean(const torch::Tensor& x0, const torch::Tensor& y, const torch::Tensor& t) const override;
+  torch::Tensor std(const torch::Tensor& t) const override;
+  std::pair<torch::Tensor, torch::Tensor> mean_weights(const torch::Tensor& t) const override;
+  torch::Tensor alpha(const torch::Tensor& t) const override;
+  torch::Tensor prior_sampling(const torch::Tensor& y, NoiseSource& noise) const override;
   OUVESDEOptions options;
   double logsig;  ///< λ = ln(σ_max/σ_min)
 };
@@ -193,15 +191,15 @@ class OUVPSDE : public SDE {
   SdeKind kind() const override { return SdeKind::kOUVP; }
   std::string name() const override { return "ouvp"; }
   int64_t N() const override { return options.N(); }
-  Tensor beta(const Tensor& t) const;
-  Tensor drift_rate(const Tensor& t) const override;
-  Tensor diffusion(const Tensor& t) const override;
-  std::pair<Tensor, Tensor> sde(const Tensor& x, const Tensor& y, const Tensor& t) const override;
-  Tensor marginal_mean(const Tensor& x0, const Tensor& y, const Tensor& t) const override;
-  Tensor std(const Tensor& t) const override;
-  std::pair<Tensor, Tensor> mean_weights(const Tensor& t) const override;
-  Tensor alpha(const Tensor& t) const override;
-  Tensor prior_sampling(const Tensor& y, NoiseSource& noise) const override;
+  torch::Tensor beta(const torch::Tensor& t) const;
+  torch::Tensor drift_rate(const torch::Tensor& t) const override;
+  torch::Tensor diffusion(const torch::Tensor& t) const override;
+  std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t) const override;
+  torch::Tensor marginal_mean(const torch::Tensor& x0, const torch::Tensor& y, const torch::Tensor& t) const override;
+  torch::Tensor std(const torch::Tensor& t) const override;
+  std::pair<torch::Tensor, torch::Tensor> mean_weights(const torch::Tensor& t) const override;
+  torch::Tensor alpha(const torch::Tensor& t) const override;
+  torch::Tensor prior_sampling(const torch::Tensor& y, NoiseSource& noise) const override;
   bool fixed_stepsize() const override { return true; }
   OUVPSDEOptions options;
 };
@@ -213,16 +211,16 @@ class SBVESDE : public SDE {
   SdeKind kind() const override { return SdeKind::kSBVE; }
   std::string name() const override { return "sbve"; }
   int64_t N() const override { return options.N(); }
-  Tensor drift_rate(const Tensor& t) const override;
-  Tensor diffusion(const Tensor& t) const override;
-  std::pair<Tensor, Tensor> sde(const Tensor& x, const Tensor& y, const Tensor& t) const override;
-  Tensor marginal_mean(const Tensor& x0, const Tensor& y, const Tensor& t) const override;
-  Tensor std(const Tensor& t) const override;
-  std::pair<Tensor, Tensor> mean_weights(const Tensor& t) const override;
-  Tensor alpha(const Tensor& t) const override;
-  Tensor prior_sampling(const Tensor& y, NoiseSource& noise) const override;
+  torch::Tensor drift_rate(const torch::Tensor& t) const override;
+  torch::Tensor diffusion(const torch::Tensor& t) const override;
+  std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t) const override;
+  torch::Tensor marginal_mean(const torch::Tensor& x0, const torch::Tensor& y, const torch::Tensor& t) const override;
+  torch::Tensor std(const torch::Tensor& t) const override;
+  std::pair<torch::Tensor, torch::Tensor> mean_weights(const torch::Tensor& t) const override;
+  torch::Tensor alpha(const torch::Tensor& t) const override;
+  torch::Tensor prior_sampling(const torch::Tensor& y, NoiseSource& noise) const override;
   /// σ_t, σ_T (0-dim), σ̄_t = √(σ_T² − σ_t² + ε), α_t = α_T = 1, ᾱ_t = 1/(1 + ε).
-  SBSchedule sigmas_alphas(const Tensor& t) const;
+  SBSchedule sigmas_alphas(const torch::Tensor& t) const;
   SBVESDEOptions options;
 };
 

@@ -7,8 +7,6 @@
 
 namespace sepmech::diffusion {
 
-using torch::Tensor;
-
 struct SpecOptions {
   /// FFT size (510 → F = 256 bins at 16 kHz; 1534 at 48 kHz)
   TORCH_ARG(int64_t, n_fft) = 510;
@@ -32,19 +30,19 @@ struct SpecOptions {
 };
 
 /// The analysis window [n_fft] (float32).
-Tensor spec_window(const SpecOptions& o);
+torch::Tensor spec_window(const SpecOptions& o);
 /// STFT of wav [..., L] (float32): center=True with reflect padding, one-sided, unnormalised,
 /// complex64 [..., n_fft/2 + 1, frames].
-Tensor stft(const Tensor& wav, const SpecOptions& o);
+torch::Tensor stft(const torch::Tensor& wav, const SpecOptions& o);
 /// Inverse STFT of spec [..., F, frames] to `length` samples.
-Tensor istft(const Tensor& spec, const SpecOptions& o, int64_t length);
+torch::Tensor istft(const torch::Tensor& spec, const SpecOptions& o, int64_t length);
 /// Forward amplitude transform: "exponent" β|c|^α e^{i∠c} (power skipped if α = 1), "log"
 /// β ln(1 + |c|) e^{i∠c}, "none" identity.
-Tensor spec_fwd(const Tensor& spec, const SpecOptions& o);
+torch::Tensor spec_fwd(const torch::Tensor& spec, const SpecOptions& o);
 /// Inverse of spec_fwd.
-Tensor spec_back(const Tensor& spec, const SpecOptions& o);
+torch::Tensor spec_back(const torch::Tensor& spec, const SpecOptions& o);
 /// Pads the time (last) axis on the right to a multiple of 64 frames. mode "zero_pad",
 /// "reflection" (needs pad < frames; throws otherwise) or "replication".
-Tensor pad_spec(const Tensor& Y, const std::string& mode = "zero_pad");
+torch::Tensor pad_spec(const torch::Tensor& Y, const std::string& mode = "zero_pad");
 
 }  // namespace sepmech::diffusion

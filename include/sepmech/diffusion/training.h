@@ -15,7 +15,7 @@ namespace sepmech::diffusion {
 
 /// A backbone: (x, y, t) → complex [B, 1, F, T]. For the "ncsnpp" convention it gets (x_t, y, t)
 /// and its output is minus the score; for "ncsnpp_v2" it gets (c_in x_t, c_in y, t).
-using Backbone = std::function<Tensor(const Tensor& x, const Tensor& y, const Tensor& t)>;
+using Backbone = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t)>;
 
 /// What a network output means.
 enum class Parameterisation {
@@ -28,26 +28,26 @@ Parameterisation parse_parameterisation(const std::string& name);  ///< score|de
 
 /// Converts a network output under `p` at (x_t, y, t) to the score (exact for the Gaussian path
 /// x_t = w_x x0 + w_y y + σ z of `sde`, w_x = α).
-Tensor output_to_score(Parameterisation p, const SDE& sde, const Tensor& out, const Tensor& x_t, const Tensor& y,
-                       const Tensor& t);
+torch::Tensor output_to_score(Parameterisation p, const SDE& sde, const torch::Tensor& out, const torch::Tensor& x_t, const torch::Tensor& y,
+                       const torch::Tensor& t);
 /// The inverse of output_to_score.
-Tensor score_to_output(Parameterisation p, const SDE& sde, const Tensor& score, const Tensor& x_t, const Tensor& y,
-                       const Tensor& t);
+torch::Tensor score_to_output(Parameterisation p, const SDE& sde, const torch::Tensor& score, const torch::Tensor& x_t, const torch::Tensor& y,
+                       const torch::Tensor& t);
 /// The v-prediction target a·z − b·(x0 − y) for the perturbation x_t = μ_t + σ_t z.
-Tensor velocity_target(const SDE& sde, const Tensor& x0, const Tensor& y, const Tensor& z, const Tensor& t);
+torch::Tensor velocity_target(const SDE& sde, const torch::Tensor& x0, const torch::Tensor& y, const torch::Tensor& z, const torch::Tensor& t);
 
 /// Everything one training step computes (all [B, C, F, T] except t, std [B] and loss []).
 struct TrainStep {
-  Tensor loss, t, mean, std, z, x_t, forward_out;
+  torch::Tensor loss, t, mean, std, z, x_t, forward_out;
 };
 
 /// Plain DSM step with a score function (the `sde_train_step` workload): t = u(T − t_eps) + t_eps,
 /// x_t = μ_t + σ_t z, L = mean_b ½ Σ |s σ + z|². Fused perturbation and loss kernels; the loss is
 /// differentiable with respect to the score. The result's `mean` is left undefined (not needed).
-TrainStep dsm_step(const SDE& sde, const ScoreFn& score, const Tensor& x0, const Tensor& y, NoiseSource& noise,
+TrainStep dsm_step(const SDE& sde, const ScoreFn& score, const torch::Tensor& x0, const torch::Tensor& y, NoiseSource& noise,
                    double t_eps = 0.03);
 /// DSM loss mean_b ½ Σ |s σ_b + z|² in one fused pass (autograd-aware in `score`).
-Tensor dsm_loss(const Tensor& score, const Tensor& z, const Tensor& std);
+torch::Tensor dsm_loss(const torch::Tensor& score, const torch::Tensor& z, const torch::Tensor& std);
 
 struct ScoreModelOptions {
   /// "ncsnpp" (forward = −backbone(x_t, y, t), read as the loss type's quantity) or "ncsnpp_v2"
@@ -85,18 +85,18 @@ class ScoreModel {
  public:
   ScoreModel(std::shared_ptr<const SDE> sde, Backbone backbone, ScoreModelOptions options = {});
   /// The reference's forward: score (score_matching, denoiser), x̂ (data_prediction) or v̂.
-  Tensor forward(const Tensor& x_t, const Tensor& y, const Tensor& t) const;
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& y, const torch::Tensor& t) const;
   /// The score implied by forward() (exact conversion for data_prediction and v_prediction).
-  Tensor score(const Tensor& x_t, const Tensor& y, const Tensor& t) const;
+  torch::Tensor score(const torch::Tensor& x_t, const torch::Tensor& y, const torch::Tensor& t) const;
   ScoreFn score_fn() const;
   /// One training step: draws u (torch.rand) then z (randn_like) from `noise`, in that order.
-  TrainStep step(const Tensor& x0, const Tensor& y, NoiseSource& noise) const;
+  TrainStep step(const torch::Tensor& x0, const torch::Tensor& y, NoiseSource& noise) const;
   /// The loss of `forward_out` (as in the reference's _loss; y is needed by v_prediction only).
-  Tensor loss(const Tensor& forward_out, const Tensor& x_t, const Tensor& z, const Tensor& t, const Tensor& mean,
-              const Tensor& x0, const Tensor& y = Tensor()) const;
-  Tensor c_in(const Tensor& t) const;
-  Tensor c_out(const Tensor& t) const;
-  Tensor c_skip(const Tensor& t) const;
+  torch::Tensor loss(const torch::Tensor& forward_out, const torch::Tensor& x_t, const torch::Tensor& z, const torch::Tensor& t, const torch::Tensor& mean,
+              const torch::Tensor& x0, const torch::Tensor& y = torch::Tensor()) const;
+  torch::Tensor c_in(const torch::Tensor& t) const;
+  torch::Tensor c_out(const torch::Tensor& t) const;
+  torch::Tensor c_skip(const torch::Tensor& t) const;
   const SDE& sde() const { return *sde_; }
   const ScoreModelOptions& options() const { return options_; }
 
@@ -109,7 +109,7 @@ class ScoreModel {
 /// `ScoreModel` as a `torch::nn::Module`: the backbone is a registered submodule "dnn", so
 /// `parameters()` (for the optimiser), `named_parameters()` / `load_state_dict`-style loading under the
 /// reference's `dnn.*` keys, `to()`, `train()` / `eval()` and serialisation cover the network. The
-/// backbone is any module with `Tensor forward(const Tensor& x, const Tensor& y, const Tensor& t)`
+/// backbone is any module with `torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t)`
 /// (the input convention of `Backbone`).
 class ScoreModelModuleImpl : public torch::nn::Module {
  public:
@@ -118,13 +118,13 @@ class ScoreModelModuleImpl : public torch::nn::Module {
   ScoreModelModuleImpl(std::shared_ptr<const SDE> sde, torch::nn::ModuleHolder<M> dnn, ScoreModelOptions options = {})
       : ScoreModelModuleImpl(std::move(sde), torch::nn::AnyModule(std::move(dnn)), std::move(options)) {}
   /// The reference's forward (see ScoreModel::forward).
-  Tensor forward(const Tensor& x_t, const Tensor& y, const Tensor& t) { return model_.forward(x_t, y, t); }
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& y, const torch::Tensor& t) { return model_.forward(x_t, y, t); }
   /// The score implied by forward().
-  Tensor score(const Tensor& x_t, const Tensor& y, const Tensor& t) const { return model_.score(x_t, y, t); }
+  torch::Tensor score(const torch::Tensor& x_t, const torch::Tensor& y, const torch::Tensor& t) const { return model_.score(x_t, y, t); }
   /// A ScoreFn for the samplers (this module must outlive it).
   ScoreFn score_fn() const { return model_.score_fn(); }
   /// One training step (draws u then z from `noise`); loss.backward() reaches the dnn's parameters.
-  TrainStep step(const Tensor& x0, const Tensor& y, NoiseSource& noise) const { return model_.step(x0, y, noise); }
+  TrainStep step(const torch::Tensor& x0, const torch::Tensor& y, NoiseSource& noise) const { return model_.step(x0, y, noise); }
   const ScoreModel& model() const { return model_; }
   /// The backbone submodule.
   torch::nn::AnyModule& dnn() { return dnn_; }
