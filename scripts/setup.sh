@@ -15,8 +15,8 @@ PACKAGES=(
   nlohmann-json3-dev                     # JSON (safetensors headers, reports)
   libcli11-dev                           # command line
   libzip-dev                             # PyTorch checkpoints are zip archives
-  libsndfile1-dev                        # audio files (WAV/FLAC/OGG), src/audio/audio_file.cpp
-  libsamplerate0-dev                     # sample-rate conversion, src/audio/resample.cpp
+  libsndfile1-dev                        # audio files (WAV/FLAC/OGG) for src/audio/
+  libsamplerate0-dev                     # sample-rate conversion for src/audio/
 )
 
 source scripts/apt_missing.sh  # (the script has cd-ed to the project root)
