@@ -89,13 +89,26 @@ AudioReader::AudioReader(const std::string& path) : path_(path) {
     file_ = nullptr;
     throw AudioError(path, "no audio frames (empty or truncated file)");
   }
-  // libsndfile shortens a WAV/AIFF whose data chunk runs past the end of the file and only
-  // logs it; a truncated file must not read as a shorter one.
+  // libsndfile shortens a WAV whose data chunk runs past the end of the file and only logs it
+  // ("data : 8000 (should be 3956)"); a truncated file must not read as a shorter one. Only
+  // that correction counts: the log also carries harmless remarks such as
+  // "'data' chunk should be an even number of bytes" for a valid odd-length 24-bit mono file.
   char log[4096] = {0};
-  sf_command(f, SFC_GET_LOG_INFO, log, sizeof(log));
-  const std::string l(log);
-  if (l.find("should be") != std::string::npos || l.find("truncated") != std::string::npos ||
-      l.find("exceeds") != std::string::npos) {
+  sf_command(f, SFC_GET_LOG_INFO, log, sizeof(log) - 1);
+  bool size_corrected = false;
+  {
+    const std::string l(log);
+    size_t start = 0;
+    while (start < l.size() && !size_corrected) {
+      size_t end = l.find('\n', start);
+      if (end == std::string::npos) end = l.size();
+      const std::string line = l.substr(start, end - start);
+      if (line.rfind("data : ", 0) == 0 && line.find("(should be ") != std::string::npos)
+        size_corrected = true;
+      start = end + 1;
+    }
+  }
+  if (size_corrected) {
     sf_close(f);
     file_ = nullptr;
     throw AudioError(path, "truncated file (data chunk runs past the end of the file)");
