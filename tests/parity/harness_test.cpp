@@ -170,6 +170,18 @@ TEST_F(ParityCases, ShapeMismatchAndNaN) {
   EXPECT_TRUE(compare_tensor("out.c", c, c.clone(), {0.0, 0.0}).pass);
 }
 
+TEST(ParityCompare, ExpectedInfinityPassesOnlyForTheSameInfinity) {
+  const float inf = std::numeric_limits<float>::infinity();
+  auto want = torch::tensor({3.0, static_cast<double>(inf)}, torch::kFloat64);
+  EXPECT_TRUE(compare_tensor("out.si_sdr", want.clone(), want, {0.002, 0.0}).pass);
+  auto neg = compare_tensor("out.si_sdr", torch::tensor({3.0, -static_cast<double>(inf)}, torch::kFloat64), want,
+                            {0.002, 0.0});
+  EXPECT_FALSE(neg.pass);
+  EXPECT_FALSE(compare_tensor("out.si_sdr", torch::tensor({3.0, 1e300}, torch::kFloat64), want, {0.002, 0.0}).pass);
+  // A computed infinity where a finite value is expected fails too.
+  EXPECT_FALSE(compare_tensor("out.si_sdr", want, torch::tensor({3.0, 90.0}, torch::kFloat64), {0.002, 0.0}).pass);
+}
+
 TEST_F(ParityCases, CollectsFoldersRecursivelySorted) {
   fs::create_directories(dir_ / "sub");
   write("b.safetensors", {{"in.x", kX}}, meta());
