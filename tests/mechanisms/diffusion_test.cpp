@@ -619,7 +619,7 @@ TEST(DiffusionSpec, PadSpec) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Figures of docs/diffusion.md. The curves are checked here; with SEPMECH_DIFFUSION_FIGURES=DIR
+// Figures of docs/diffusion.md. The curves are checked here; with SEPMECH_FIGURE_DIR=DIR
 // set, they are also written as SVG files to DIR (docs/figures).
 // ---------------------------------------------------------------------------------------------
 namespace {
@@ -667,7 +667,7 @@ void write_svg(const std::string& path, const std::string& title, const std::str
 }  // namespace
 
 TEST(DiffusionDocs, PathCurvesAndSamplerTrajectory) {
-  const char* dir = std::getenv("SEPMECH_DIFFUSION_FIGURES");
+  const char* dir = std::getenv("SEPMECH_FIGURE_DIR");
   // 1. Forward-process paths: OUVE std and mean weights, 48 kHz std, SB-VE std.
   Tensor t = torch::linspace(0.0, 1.0, 101, torch::kFloat32);
   OUVESDE ouve, hi(OUVESDEOptions::preset_48k());
@@ -701,7 +701,11 @@ TEST(DiffusionDocs, PathCurvesAndSamplerTrajectory) {
   PCTrace trace;
   pc_sample(sde, kOracle.score_fn(sde), y, noise, {}, nullptr, &trace);
   ASSERT_EQ(trace.x_mean.size(), 30u);
-  std::vector<double> ts = vec(trace.timesteps);
+  // x_mean[i] is the state after step i, i.e. at t_{i+1} = t_i − Δ_i; the last step goes from
+  // eps to 0 (docs/spec/diffusion.md, PC sampler grid).
+  std::vector<double> grid = vec(trace.timesteps);
+  std::vector<double> ts(grid.begin() + 1, grid.end());
+  ts.push_back(0.0);
   std::vector<Series> series;
   const char* colors[3] = {"#1f77b4", "#2ca02c", "#d62728"};
   for (int e = 0; e < 3; ++e) {
@@ -719,5 +723,5 @@ TEST(DiffusionDocs, PathCurvesAndSamplerTrajectory) {
   for (int e = 0; e < 3; ++e) EXPECT_LT(std::abs(series[e].y.back() - kOracle.mu0.real()), 4 * std::sqrt(0.2));
   if (dir)
     write_svg(std::string(dir) + "/diffusion_trajectory.svg", "PC sampler (RD + ALD, N = 30), Re part",
-              "t (sampling runs from 1 to 0.03)", series, 1.0, 0.0, -1.2, 1.8);
+              "t after the step (sampling runs from 1 to 0)", series, 1.0, 0.0, -1.2, 1.8);
 }
