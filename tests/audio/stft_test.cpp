@@ -235,10 +235,11 @@ TEST(StftWindow, ValidateFollowsTheConditions) {
   EXPECT_FALSE(valid(StftOptions(causal).n_fft(64).hop(64).window(WindowKind::sqrt_hann).norm(StftNorm::ortho)));
   EXPECT_TRUE(valid(StftOptions(causal).n_fft(64).hop(63).window(WindowKind::hann)));
   EXPECT_TRUE(valid(StftOptions(causal).n_fft(64).hop(64).window(WindowKind::vorbis)));
-  // Centred frames reach the last sample of every length only for hop <= ceil(n_fft / 2).
+  // Centred frames reach the last sample of every length only for hop <= n_fft / 2 + 1 (the last
+  // sample then sits at window offset n_fft / 2 + (n mod hop) - 1 <= n_fft - 1, even n_fft).
   for (StftFraming f : {StftFraming::center_reflect, StftFraming::center_zero}) {
-    EXPECT_TRUE(valid(StftOptions().n_fft(64).hop(32).framing(f)));
-    EXPECT_FALSE(valid(StftOptions().n_fft(64).hop(33).framing(f)));
+    EXPECT_TRUE(valid(StftOptions().n_fft(64).hop(33).framing(f)));
+    EXPECT_FALSE(valid(StftOptions().n_fft(64).hop(34).framing(f)));
     EXPECT_TRUE(valid(StftOptions().n_fft(63).hop(32).framing(f)));
     EXPECT_FALSE(valid(StftOptions().n_fft(63).hop(33).framing(f)));
   }
@@ -329,8 +330,8 @@ TEST(StftReconstruction, EveryAcceptedCombinationFloat64) {
             for (int64_t n : lengths_for(o)) check_round_trip(o, n, torch::kFloat64, 1e-9);
           }
   // The grid is not vacuous: none/ortho pass for every hop causally (Hann/sqrt_hann but at hop N)
-  // and for hop <= ceil(N/2) centred (370 pairs), and libdf's vorbis/sqrt_hann pairs at N/k.
-  EXPECT_GE(accepted, 370);
+  // and for hop <= N/2 + 1 centred (382 pairs), and libdf's vorbis/sqrt_hann pairs at N/k.
+  EXPECT_GE(accepted, 382);
   EXPECT_GT(rejected, 0);
   EXPECT_TRUE(valid(StftOptions().n_fft(16).hop(8).window(WindowKind::vorbis).norm(StftNorm::libdf)));
   EXPECT_TRUE(valid(StftOptions().n_fft(15).hop(5).window(WindowKind::sqrt_hann).norm(StftNorm::libdf)));
@@ -799,7 +800,7 @@ TEST(StftBadInput, Options) {
                {"norm libdf needs sum_k w^2 == n_fft / (2 hop)", "window=hann"});
   expect_error([] { StftOptions().n_fft(64).hop(64).framing(StftFraming::causal).Validate(); }, {"NOLA"});
   expect_error([] { StftOptions().n_fft(64).hop(40).Validate(); },
-               {"hop must be <= ceil(n_fft / 2) = 32 for framing center_reflect", "got 40", "causal"});
+               {"hop must be <= n_fft / 2 + 1 = 33 for framing center_reflect", "got 40", "causal"});
   // The streaming pair frames causally whatever the options say, so it accepts that hop.
   EXPECT_NO_THROW(sepmech::StreamingStft(StftOptions().n_fft(64).hop(40)));
   expect_error([] { sepmech::StreamingStft(StftOptions().hop(0)); }, {"hop must be"});
