@@ -67,6 +67,11 @@ bool divides_envelope(const StftOptions& o) { return o.norm() != StftNorm::libdf
 
 std::string dtype_name(const Tensor& t) { return std::string(c10::toString(t.scalar_type())); }
 
+// "[2, 480]" or "an undefined tensor", for messages.
+std::string describe(const Tensor& t) { return t.defined() ? c10::str(t.sizes()) : std::string("an undefined tensor"); }
+
+bool centred(const StftOptions& o) { return o.framing() != StftFraming::causal; }
+
 Tensor checked_window(const Tensor& window, const StftOptions& o, torch::Dtype dtype, const char* who) {
   if (!window.defined()) return make_window(o.window(), o.n_fft(), dtype);
   TORCH_CHECK(window.dim() == 1 && window.size(0) == o.n_fft(), "sepmech::", who,
@@ -129,7 +134,8 @@ Tensor make_window(WindowKind kind, int64_t n, torch::Dtype dtype) {
   TORCH_CHECK(c10::isFloatingType(dtype), "sepmech::make_window: dtype must be a floating type, got ",
               c10::toString(dtype));
   std::vector<double> w = window_f64(kind, n);
-  return torch::from_blob(w.data(), {n}, torch::kFloat64).to(dtype);  // .to copies before w dies
+  // copy=true: for dtype float64 a plain .to() would return the blob itself, dangling once w dies.
+  return torch::from_blob(w.data(), {n}, torch::kFloat64).to(dtype, /*non_blocking=*/false, /*copy=*/true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,6 +158,11 @@ void StftOptions::Validate() const {
   TORCH_CHECK(n_fft() > 0, "sepmech::StftOptions: n_fft must be > 0, got ", n_fft());
   TORCH_CHECK(hop() > 0 && hop() <= n_fft(), "sepmech::StftOptions: hop must be in [1, n_fft = ", n_fft(), "], got ",
               hop());
+  // Centred, the last of T = num_frames(n) frames ends at sample (T - 1) hop + n_fft - 1 - n_fft / 2;
+  // that reaches sample n - 1 for every n only if hop <= n_fft / 2 + 1.
+  TORCH_CHECK(!centred(*this) || hop() <= n_fft() / 2 + 1, "sepmech::StftOptions: hop must be <= n_fft / 2 + 1 = ",
+              n_fft() / 2 + 1, " for framing ", to_string(framing()),
+              " (later frames would miss the last samples), got ", hop(), "; use framing causal");
   const std::vector<double> env = steady_envelope(window_f64(window(), n_fft()), hop());
   if (divides_envelope(*this)) {
     double lo = env[0];
@@ -192,7 +203,7 @@ int64_t StftOptions::left_pad() const {
 Tensor stft(const Tensor& x, const StftOptions& options, const Tensor& window) {
   options.Validate();
   TORCH_CHECK(x.defined() && (x.dim() == 1 || x.dim() == 2), "sepmech::stft: x must be [C, n] or [n], got ",
-              x.defined() ? c10::str(x.sizes()) : std::string("an undefined tensor"));
+              describe(x));
   TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64,
               "sepmech::stft: x must be float32 or float64, got ", dtype_name(x));
   const int64_t n = x.size(-1);
@@ -228,8 +239,7 @@ Tensor stft(const Tensor& x, const StftOptions& options, const Tensor& window) {
 Tensor istft(const Tensor& spec, int64_t length, const StftOptions& options, const Tensor& window) {
   options.Validate();
   TORCH_CHECK(spec.defined() && (spec.dim() == 2 || spec.dim() == 3),
-              "sepmech::istft: spec must be [C, F, T] or [F, T], got ",
-              spec.defined() ? c10::str(spec.sizes()) : std::string("an undefined tensor"));
+              "sepmech::istft: spec must be [C, F, T] or [F, T], got ", describe(spec));
   TORCH_CHECK(spec.is_complex(), "sepmech::istft: spec must be complex64 or complex128, got ", dtype_name(spec));
   const int64_t N = options.n_fft(), H = options.hop();
   TORCH_CHECK(spec.size(-2) == options.freq_bins(), "sepmech::istft: spec bins must be n_fft / 2 + 1 = ",
@@ -250,9 +260,13 @@ Tensor istft(const Tensor& spec, int64_t length, const StftOptions& options, con
   const auto fold = F::FoldFuncOptions({1, padded_len}, {1, N}).stride({1, H});
   Tensor out = F::fold(y.transpose(-1, -2), fold).reshape({sc.size(0), padded_len});
   out = out.narrow(-1, left, length);
-  if (divides_envelope(options)) {
+  // none/ortho divide by the envelope sum_k w^2. libdf's envelope is n_fft / (2 hop) wherever all
+  // frames are present, which causal framing guarantees on the output; centred, the first and last
+  // samples lie under fewer frames, so there it divides by (2 hop / n_fft) sum_k w^2 (1 elsewhere).
+  if (divides_envelope(options) || centred(options)) {
     Tensor env = F::fold((w * w).reshape({1, N, 1}).expand({1, N, T}), fold).reshape({padded_len});
     env = env.narrow(0, left, length);
+    if (!divides_envelope(options)) env = env * (2.0 * static_cast<double>(H) / static_cast<double>(N));
     if (length > 0) {
       const double lo = env.min().item<double>();
       TORCH_CHECK(lo > 1e-11, "sepmech::istft: the window envelope must be nonzero on the output (NOLA), got ",
@@ -284,16 +298,35 @@ Tensor window_buffer(const std::vector<double>& w) {
       .to(torch::kFloat32);
 }
 
+// What both streaming halves derive from their options in reset(): validation of the causal framing
+// they use, the float64 window, the twiddles, and the float32 `window` buffer. The buffer is
+// registered once and updated in place by later resets (Cloneable::clone clears the buffers of the
+// copy before calling reset, so a clone registers its own).
+void prepare_streaming(torch::nn::Module& module, const StftOptions& o, std::vector<double>& window,
+                       std::vector<double>& cos_table, std::vector<double>& sin_table, Tensor& buffer) {
+  StftOptions(o).framing(StftFraming::causal).Validate();
+  window = window_f64(o.window(), o.n_fft());
+  fill_twiddles(o.n_fft(), cos_table, sin_table);
+  Tensor w = window_buffer(window);
+  if (module.named_buffers(/*recurse=*/false).contains("window"))
+    buffer.set_(w);
+  else
+    buffer = module.register_buffer("window", std::move(w));
+}
+
+// The zero memory [batch, n_fft - hop] of either streaming state.
+Tensor zero_memory(const char* who, const StftOptions& o, int64_t batch) {
+  TORCH_CHECK(batch > 0, "sepmech::", who, ": batch must be > 0, got ", batch);
+  return torch::zeros({batch, o.n_fft() - o.hop()}, torch::kFloat32);
+}
+
 }  // namespace
 
 StreamingStftImpl::StreamingStftImpl(StftOptions options_) : options(std::move(options_)) { reset(); }
 
 void StreamingStftImpl::reset() {
-  options.Validate();
-  window_ = window_f64(options.window(), options.n_fft());
-  fill_twiddles(options.n_fft(), cos_, sin_);
+  prepare_streaming(*this, options, window_, cos_, sin_, window);
   scale_ = analysis_scale(options);
-  window = register_buffer("window", window_buffer(window_));
 }
 
 void StreamingStftImpl::pretty_print(std::ostream& stream) const {
@@ -301,13 +334,11 @@ void StreamingStftImpl::pretty_print(std::ostream& stream) const {
 }
 
 StreamingStftState StreamingStftImpl::init_state(int64_t batch) const {
-  TORCH_CHECK(batch > 0, "sepmech::StreamingStft: batch must be > 0, got ", batch);
-  return {torch::zeros({batch, options.n_fft() - options.hop()}), 0};
+  return {zero_memory("StreamingStft", options, batch), 0};
 }
 
 Tensor StreamingStftImpl::step(const Tensor& x, StreamingStftState& state) const {
-  TORCH_CHECK(x.defined() && x.dim() == 2, "sepmech::StreamingStft: x must be [B, hop], got ",
-              x.defined() ? c10::str(x.sizes()) : std::string("an undefined tensor"));
+  TORCH_CHECK(x.defined() && x.dim() == 2, "sepmech::StreamingStft: x must be [B, hop], got ", describe(x));
   Tensor out = torch::empty({x.size(0), options.freq_bins()}, torch::kComplexFloat);
   step_into(x.contiguous(), state, out);
   return out;
@@ -316,7 +347,7 @@ Tensor StreamingStftImpl::step(const Tensor& x, StreamingStftState& state) const
 void StreamingStftImpl::step_into(const Tensor& x, StreamingStftState& state, Tensor& out) const {
   const int64_t N = options.n_fft(), H = options.hop(), M = N - H, Fb = options.freq_bins();
   TORCH_CHECK(x.defined() && x.dim() == 2 && x.size(1) == H, "sepmech::StreamingStft: x must be [B, hop = ", H,
-              "], got ", x.defined() ? c10::str(x.sizes()) : std::string("an undefined tensor"));
+              "], got ", describe(x));
   TORCH_CHECK(x.scalar_type() == torch::kFloat32, "sepmech::StreamingStft: x must be float32, got ", dtype_name(x));
   TORCH_CHECK(x.is_contiguous() && x.device().is_cpu(), "sepmech::StreamingStft: x must be a contiguous CPU tensor");
   const int64_t B = x.size(0);
@@ -366,13 +397,10 @@ void StreamingStftImpl::step_into(const Tensor& x, StreamingStftState& state, Te
 StreamingIstftImpl::StreamingIstftImpl(StftOptions options_) : options(std::move(options_)) { reset(); }
 
 void StreamingIstftImpl::reset() {
-  options.Validate();
-  window_ = window_f64(options.window(), options.n_fft());
-  fill_twiddles(options.n_fft(), cos_, sin_);
+  prepare_streaming(*this, options, window_, cos_, sin_, window);
   scale_ = synthesis_scale(options);
   inv_envelope_ = steady_envelope(window_, options.hop());
   for (double& e : inv_envelope_) e = divides_envelope(options) ? 1.0 / e : 1.0;
-  window = register_buffer("window", window_buffer(window_));
 }
 
 void StreamingIstftImpl::pretty_print(std::ostream& stream) const {
@@ -380,13 +408,12 @@ void StreamingIstftImpl::pretty_print(std::ostream& stream) const {
 }
 
 StreamingIstftState StreamingIstftImpl::init_state(int64_t batch) const {
-  TORCH_CHECK(batch > 0, "sepmech::StreamingIstft: batch must be > 0, got ", batch);
-  return {torch::zeros({batch, options.n_fft() - options.hop()}), 0};
+  return {zero_memory("StreamingIstft", options, batch), 0};
 }
 
 Tensor StreamingIstftImpl::step(const Tensor& frame, StreamingIstftState& state) const {
   TORCH_CHECK(frame.defined() && frame.dim() == 2, "sepmech::StreamingIstft: frame must be [B, F], got ",
-              frame.defined() ? c10::str(frame.sizes()) : std::string("an undefined tensor"));
+              describe(frame));
   Tensor out = torch::empty({frame.size(0), options.hop()}, torch::kFloat32);
   step_into(frame.contiguous(), state, out);
   return out;
@@ -395,8 +422,7 @@ Tensor StreamingIstftImpl::step(const Tensor& frame, StreamingIstftState& state)
 void StreamingIstftImpl::step_into(const Tensor& frame, StreamingIstftState& state, Tensor& out) const {
   const int64_t N = options.n_fft(), H = options.hop(), M = N - H, Fb = options.freq_bins();
   TORCH_CHECK(frame.defined() && frame.dim() == 2 && frame.size(1) == Fb,
-              "sepmech::StreamingIstft: frame must be [B, F = n_fft / 2 + 1 = ", Fb, "], got ",
-              frame.defined() ? c10::str(frame.sizes()) : std::string("an undefined tensor"));
+              "sepmech::StreamingIstft: frame must be [B, F = n_fft / 2 + 1 = ", Fb, "], got ", describe(frame));
   TORCH_CHECK(frame.scalar_type() == torch::kComplexFloat, "sepmech::StreamingIstft: frame must be complex64, got ",
               dtype_name(frame));
   TORCH_CHECK(frame.is_contiguous() && frame.device().is_cpu(),

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/arg.h>
@@ -59,6 +60,7 @@ enum class StftNorm {
   none,   ///< torch normalized=False: X = rfft(w x); istft divides the overlap-add by sum_k w^2
   ortho,  ///< torch normalized=True: X = rfft(w x) / sqrt(n_fft); istft as none with the inverse scale
   libdf,  ///< libDF: X = rfft(w x) * 2 hop / n_fft^2; synthesis n_fft * irfft(X) * w, plain overlap-add
+          ///< (centred offline: divided by (2 hop / n_fft) sum_k w^2 at the ends, where frames are missing)
 };
 std::string to_string(StftNorm norm);
 /// Parses none / ortho / libdf.
@@ -85,9 +87,10 @@ struct StftOptions {
   /// DeepFilterNet/libDF at 48 kHz: n_fft 960, hop 480, Vorbis, causal framing, libDF normalisation.
   static StftOptions deepfilternet();
 
-  /// Throws c10::Error unless n_fft > 0, 0 < hop <= n_fft, the window envelope sum_k w^2 never
-  /// vanishes (NOLA, none/ortho) and, for libdf, sum_k w^2 == n_fft / (2 hop) (perfect reconstruction
-  /// without envelope division).
+  /// Throws c10::Error unless n_fft > 0, 0 < hop <= n_fft, hop <= n_fft / 2 + 1 for the centred
+  /// framings (else the last frame can end before the last sample), the window envelope sum_k w^2
+  /// never vanishes (NOLA, none/ortho) and, for libdf, sum_k w^2 == n_fft / (2 hop) (perfect
+  /// reconstruction without envelope division). The streaming classes check their causal framing.
   void Validate() const;
   std::string ToString() const;
 
@@ -109,21 +112,58 @@ torch::Tensor stft(const torch::Tensor& x, const StftOptions& options, const tor
 torch::Tensor istft(const torch::Tensor& spec, int64_t length, const StftOptions& options,
                     const torch::Tensor& window = {});
 
-/// Streaming analysis state: the last n_fft - hop input samples of each stream. A plain struct owned
-/// by the caller; copies share the memory tensor (use clone() to branch a stream).
+/// Streaming analysis state: the last n_fft - hop input samples of each stream. A value owned by the
+/// caller (docs/design.md, streaming contract): copying it copies the memory (a copy branches the
+/// stream), moving it is cheap.
 struct StreamingStftState {
   torch::Tensor memory;  ///< [B, n_fft - hop] float32, zeros initially
-  int64_t frames = 0;    ///< frames emitted since init
+  int64_t frames = 0;    ///< frames emitted since init_state / reset
+
+  StreamingStftState() = default;
+  StreamingStftState(torch::Tensor memory_, int64_t frames_) : memory(std::move(memory_)), frames(frames_) {}
+  StreamingStftState(const StreamingStftState& other)
+      : memory(other.memory.defined() ? other.memory.clone() : other.memory), frames(other.frames) {}
+  StreamingStftState& operator=(const StreamingStftState& other) {
+    if (this != &other) *this = StreamingStftState(other);
+    return *this;
+  }
+  StreamingStftState(StreamingStftState&&) = default;
+  StreamingStftState& operator=(StreamingStftState&&) = default;
+
   int64_t batch() const { return memory.defined() ? memory.size(0) : 0; }
-  StreamingStftState clone() const { return {memory.defined() ? memory.clone() : memory, frames}; }
+  /// A deep copy (the same as copying).
+  StreamingStftState clone() const { return *this; }
+  /// Back to the zero state of a new stream, keeping the buffer.
+  void reset() {
+    if (memory.defined()) memory.zero_();
+    frames = 0;
+  }
 };
 
-/// Streaming synthesis state: the overlap-add tail not yet emitted.
+/// Streaming synthesis state: the overlap-add tail not yet emitted. A value like StreamingStftState.
 struct StreamingIstftState {
   torch::Tensor overlap;  ///< [B, n_fft - hop] float32, zeros initially
-  int64_t frames = 0;     ///< frames consumed since init
+  int64_t frames = 0;     ///< frames consumed since init_state / reset
+
+  StreamingIstftState() = default;
+  StreamingIstftState(torch::Tensor overlap_, int64_t frames_) : overlap(std::move(overlap_)), frames(frames_) {}
+  StreamingIstftState(const StreamingIstftState& other)
+      : overlap(other.overlap.defined() ? other.overlap.clone() : other.overlap), frames(other.frames) {}
+  StreamingIstftState& operator=(const StreamingIstftState& other) {
+    if (this != &other) *this = StreamingIstftState(other);
+    return *this;
+  }
+  StreamingIstftState(StreamingIstftState&&) = default;
+  StreamingIstftState& operator=(StreamingIstftState&&) = default;
+
   int64_t batch() const { return overlap.defined() ? overlap.size(0) : 0; }
-  StreamingIstftState clone() const { return {overlap.defined() ? overlap.clone() : overlap, frames}; }
+  /// A deep copy (the same as copying).
+  StreamingIstftState clone() const { return *this; }
+  /// Back to the zero state of a new stream, keeping the buffer.
+  void reset() {
+    if (overlap.defined()) overlap.zero_();
+    frames = 0;
+  }
 };
 
 /// Streaming analysis: one hop of B streams in, one frame of F bins out. Causal framing whatever
