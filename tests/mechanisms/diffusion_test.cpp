@@ -1,6 +1,6 @@
 // Tests of the diffusion family: SDE identities and spec numbers, bad input, the noise source,
 // training step and losses, parameterisations (incl. v-prediction), every predictor/corrector
-// combination, the analytic laws of spec §6 and the spectrogram transform.
+// combination, the analytic laws of spec §6, the spectrogram transform and the option names.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,6 +10,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
+#include <stdexcept>
+#include <string>
 
 #include "diffusion/kernels.h"
 #include "diffusion/random.h"
@@ -142,6 +145,94 @@ TEST(DiffusionSDE, InvalidParametersAreRejected) {
   expect_error([] { SBVESDE s(SBVESDEOptions().c(0)); }, "c must be > 0");
   expect_error([] { OUVPSDE s{OUVPSDEOptions()}; }, "beta_min");
   expect_error([] { make_sde(SdeKind::ouve, {{"sigma", 1.0}}); }, "unknown keyword");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Option names: every choice is an enum with to_string / *_from_string
+// ---------------------------------------------------------------------------------------------
+namespace {
+// Every value of E (`all`) has a distinct name that parses back to it; a value outside the
+// enum prints as invalid; an unknown name throws std::invalid_argument naming it and every valid name.
+template <typename E>
+void expect_names(std::initializer_list<E> all, E (*from_string)(const std::string&)) {
+  std::set<std::string> seen;
+  for (E v : all) {
+    const std::string name = to_string(v);
+    EXPECT_TRUE(seen.insert(name).second) << "duplicate name '" << name << "'";
+    EXPECT_TRUE(from_string(name) == v) << name;
+  }
+  EXPECT_EQ(to_string(static_cast<E>(99)).rfind("<invalid ", 0), 0u) << to_string(static_cast<E>(99));
+  try {
+    from_string("no_such_name");
+    ADD_FAILURE() << "expected std::invalid_argument for 'no_such_name' (first name '" << *seen.begin() << "')";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'no_such_name'"), std::string::npos) << msg;
+    for (E v : all) EXPECT_NE(msg.find("'" + to_string(v) + "'"), std::string::npos) << msg;
+  }
+}
+}  // namespace
+
+TEST(DiffusionNames, EveryEnumRoundTripsAndUnknownNamesListTheValidOnes) {
+  expect_names({SdeKind::ouve, SdeKind::ouvp, SdeKind::sbve}, sde_kind_from_string);
+  expect_names({PredictorType::euler_maruyama, PredictorType::reverse_diffusion, PredictorType::none},
+               predictor_type_from_string);
+  expect_names({CorrectorType::langevin, CorrectorType::annealed_langevin, CorrectorType::none},
+               corrector_type_from_string);
+  expect_names({SBSamplerType::ode, SBSamplerType::sde}, sb_sampler_type_from_string);
+  expect_names({Parameterisation::score, Parameterisation::denoiser, Parameterisation::data_prediction,
+                Parameterisation::velocity},
+               parameterisation_from_string);
+  expect_names({BackboneKind::ncsnpp, BackboneKind::ncsnpp_v2}, backbone_kind_from_string);
+  expect_names({LossType::score_matching, LossType::denoiser, LossType::data_prediction, LossType::v_prediction},
+               loss_type_from_string);
+  expect_names({LossWeighting::sigma_squared, LossWeighting::mae, LossWeighting::one, LossWeighting::edm},
+               loss_weighting_from_string);
+  expect_names({NetworkScaling::none, NetworkScaling::inv_sigma, NetworkScaling::inv_t}, network_scaling_from_string);
+  expect_names({InputScaling::one, InputScaling::edm}, input_scaling_from_string);
+  expect_names({OutputScaling::one, OutputScaling::sigma, OutputScaling::inv_sigma, OutputScaling::edm},
+               output_scaling_from_string);
+  expect_names({SkipScaling::zero, SkipScaling::edm}, skip_scaling_from_string);
+  expect_names({SpecWindow::hann, SpecWindow::sqrt_hann}, spec_window_from_string);
+  expect_names({SpecTransform::exponent, SpecTransform::log, SpecTransform::none}, spec_transform_from_string);
+  expect_names({PadMode::zero_pad, PadMode::reflection, PadMode::replication}, pad_mode_from_string);
+}
+
+TEST(DiffusionNames, ReferenceSpellingsAndOlderAliases) {
+  // to_string gives the reference's spelling where it has one
+  EXPECT_EQ(to_string(CorrectorType::annealed_langevin), "ald");
+  EXPECT_EQ(to_string(LossWeighting::sigma_squared), "sigma^2");
+  EXPECT_EQ(to_string(LossWeighting::one), "1");
+  EXPECT_EQ(to_string(NetworkScaling::inv_sigma), "1/sigma");
+  EXPECT_EQ(to_string(NetworkScaling::inv_t), "1/t");
+  EXPECT_EQ(to_string(InputScaling::one), "1");
+  EXPECT_EQ(to_string(OutputScaling::inv_sigma), "1/sigma");
+  EXPECT_EQ(to_string(SkipScaling::zero), "0");
+  EXPECT_EQ(to_string(SpecWindow::sqrt_hann), "sqrthann");
+  EXPECT_EQ(OUVPSDE(OUVPSDEOptions().beta_min(0.1).beta_max(2)).name(), "ouvp");
+  // spellings accepted before the options became enums still parse
+  EXPECT_TRUE(sde_kind_from_string("ouvesde") == SdeKind::ouve);
+  EXPECT_TRUE(sde_kind_from_string("ouvpsde") == SdeKind::ouvp);
+  EXPECT_TRUE(sde_kind_from_string("sbvesde") == SdeKind::sbve);
+  EXPECT_TRUE(predictor_type_from_string("em") == PredictorType::euler_maruyama);
+  EXPECT_TRUE(predictor_type_from_string("rd") == PredictorType::reverse_diffusion);
+  EXPECT_TRUE(corrector_type_from_string("annealed_langevin") == CorrectorType::annealed_langevin);
+  EXPECT_TRUE(parameterisation_from_string("score_matching") == Parameterisation::score);
+  EXPECT_TRUE(parameterisation_from_string("v") == Parameterisation::velocity);
+  EXPECT_TRUE(parameterisation_from_string("v_prediction") == Parameterisation::velocity);
+  EXPECT_TRUE(loss_weighting_from_string("mse") == LossWeighting::sigma_squared);  // the legacy name
+  EXPECT_TRUE(network_scaling_from_string("") == NetworkScaling::none);
+  // names are case-sensitive, like the reference's
+  EXPECT_THROW(spec_window_from_string("Hann"), std::invalid_argument);
+  // the error names the function and the option
+  try {
+    pad_mode_from_string("mirror");
+    ADD_FAILURE() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(),
+                 "sepmech::diffusion::pad_mode_from_string: mode must be one of 'zero_pad', 'reflection', "
+                 "'replication', got 'mirror'");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
