@@ -6,6 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <stdexcept>
+#include <string>
+#include <utility>
 
 #include <unistd.h>
 
@@ -40,6 +43,23 @@ class ProgressBar {
   bool enabled_;
 };
 
+// A CLI11 check from a library name parser: on failure, the parser's message (it lists the valid
+// names), so `--predictor ddim` is refused before anything runs.
+template <typename E>
+CLI::Validator parsed_by(E (*parse)(const std::string&), std::string names) {
+  return CLI::Validator(
+      [parse](std::string& s) {
+        try {
+          parse(s);
+          return std::string();
+        } catch (const c10::Error& e) {
+          return std::string(e.what_without_backtrace());
+        }
+      },
+      std::move(names));
+}
+
+// The options as typed on the command line; run() parses the names once.
 struct Args {
   std::string sampler = "pc", predictor = "reverse_diffusion", corrector = "ald";
   int64_t N = 30, corrector_steps = 1, size = 256;
@@ -49,6 +69,8 @@ struct Args {
 };
 
 int run(const Args& a) {
+  const sd::PredictorType predictor = sd::predictor_type_from_string(a.predictor);
+  const sd::CorrectorType corrector = sd::corrector_type_from_string(a.corrector);
   sd::OUVESDE sde(sd::OUVESDEOptions().N(a.N));
   sd::GaussianOracle oracle{{0.1, -0.05}, a.s0sq};
   const c10::complex<double> y0(0.3, -0.2);
@@ -61,8 +83,8 @@ int run(const Args& a) {
   bool ok = true;
   if (a.sampler == "pc") {
     auto opt = sd::PCSamplerOptions()
-                   .predictor(a.predictor)
-                   .corrector(a.corrector)
+                   .predictor(predictor)
+                   .corrector(corrector)
                    .snr(a.snr)
                    .corrector_steps(a.corrector_steps)
                    .denoise(a.denoise)
@@ -74,14 +96,15 @@ int run(const Args& a) {
     auto mean = x.mean().item<c10::complex<double>>();
     double var = (x - x.mean()).abs().pow(2).mean().item<double>();
     std::printf("PC sampler (%s + %s x%lld, snr %.2f, N %lld): %lld network evaluations, %.1f ms\n",
-                a.predictor.c_str(), a.corrector.c_str(), static_cast<long long>(a.corrector_steps), a.snr,
+                sd::to_string(predictor).c_str(), sd::to_string(corrector).c_str(),
+                static_cast<long long>(a.corrector_steps), a.snr,
                 static_cast<long long>(a.N), static_cast<long long>(r.nfe), secs * 1e3);
     std::printf("  sample mean %.5f%+.5fi, variance %.6f over %lld bins\n", mean.real(), mean.imag(), var,
                 static_cast<long long>(x.numel()));
     // The exact output law is known for the reverse-diffusion predictor with ald/none correctors.
-    if (a.predictor == "reverse_diffusion" && (a.corrector == "ald" || a.corrector == "none")) {
-      sd::AffineLaw L =
-          sd::pc_affine_law(sde.options, a.N, a.corrector, a.corrector_steps, a.snr, 0.03, a.s0sq);
+    if (predictor == sd::PredictorType::reverse_diffusion &&
+        (corrector == sd::CorrectorType::annealed_langevin || corrector == sd::CorrectorType::none)) {
+      sd::AffineLaw L = sd::pc_affine_law(sde.options, a.N, corrector, a.corrector_steps, a.snr, 0.03, a.s0sq);
       const double V = a.denoise ? L.V_mean : L.V;
       const c10::complex<double> m = L.A * oracle.mu0 + L.B * y0;
       const double n = static_cast<double>(x.numel());
@@ -117,9 +140,13 @@ sepmech::cli::RegisterCommand reg(40, [](CLI::App& app, int& exit_code) {
       "sample", "run an SGMSE+ sampler on built-in Gaussian data with the exact score and check it against the "
                 "closed-form answer");
   auto a = std::make_shared<Args>();
-  cmd->add_option("--sampler", a->sampler, "pc | ode")->capture_default_str();
-  cmd->add_option("--predictor", a->predictor, "reverse_diffusion | euler_maruyama | none")->capture_default_str();
-  cmd->add_option("--corrector", a->corrector, "ald | langevin | none")->capture_default_str();
+  cmd->add_option("--sampler", a->sampler, "pc | ode")->check(CLI::IsMember({"pc", "ode"}))->capture_default_str();
+  cmd->add_option("--predictor", a->predictor, "reverse_diffusion | euler_maruyama | none")
+      ->check(parsed_by(sd::predictor_type_from_string, "PREDICTOR"))
+      ->capture_default_str();
+  cmd->add_option("--corrector", a->corrector, "ald | langevin | none")
+      ->check(parsed_by(sd::corrector_type_from_string, "CORRECTOR"))
+      ->capture_default_str();
   cmd->add_option("--N", a->N, "reverse steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--corrector-steps", a->corrector_steps, "corrector iterations per step")
       ->check(CLI::NonNegativeNumber)

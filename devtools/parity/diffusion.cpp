@@ -30,7 +30,7 @@ std::shared_ptr<SDE> sde_of(const Case& c) {
   std::map<std::string, double> kw;
   if (c.config.contains("sde_kwargs"))
     for (auto& [k, v] : c.config["sde_kwargs"].items()) kw[k] = v.get<double>();
-  return make_sde(c.config["sde"].get<std::string>(), kw);
+  return make_sde(sde_kind_from_string(c.config["sde"].get<std::string>()), kw);
 }
 
 GaussianOracle oracle_of(const Case& c) {
@@ -117,9 +117,11 @@ Backbone toy_backbone(const torch::Tensor& w) {
   };
 }
 
-// A string option of the reference (JSON null, e.g. `network_scaling: None`, means its default).
-std::string str_or(const nlohmann::json& v, const std::string& fallback) {
-  return v.is_null() ? fallback : v.get<std::string>();
+// A string option of the reference parsed with `parse` (JSON null, e.g. `network_scaling: None`,
+// means its default `fallback`).
+template <typename E>
+E parse_or(const nlohmann::json& v, E (*parse)(const std::string&), E fallback) {
+  return v.is_null() ? fallback : parse(v.get<std::string>());
 }
 
 // ScoreModel options from the reference's keyword arguments (`model_kwargs`, or the loss keys of a
@@ -127,12 +129,13 @@ std::string str_or(const nlohmann::json& v, const std::string& fallback) {
 void apply_model_kwargs(ScoreModelOptions& o, const nlohmann::json& kw, bool ignore_unknown) {
   for (auto& [k, v] : kw.items()) {
     if (k == "t_eps") o.t_eps(v.get<double>());
-    else if (k == "loss_type") o.loss_type(str_or(v, "score_matching"));
-    else if (k == "loss_weighting") o.loss_weighting(str_or(v, "sigma^2"));
-    else if (k == "network_scaling") o.network_scaling(str_or(v, ""));
-    else if (k == "c_in") o.c_in(str_or(v, "1"));
-    else if (k == "c_out") o.c_out(str_or(v, "1"));
-    else if (k == "c_skip") o.c_skip(str_or(v, "0"));
+    else if (k == "loss_type") o.loss_type(parse_or(v, loss_type_from_string, LossType::score_matching));
+    else if (k == "loss_weighting")
+      o.loss_weighting(parse_or(v, loss_weighting_from_string, LossWeighting::sigma_squared));
+    else if (k == "network_scaling") o.network_scaling(parse_or(v, network_scaling_from_string, NetworkScaling::none));
+    else if (k == "c_in") o.c_in(parse_or(v, input_scaling_from_string, InputScaling::one));
+    else if (k == "c_out") o.c_out(parse_or(v, output_scaling_from_string, OutputScaling::one));
+    else if (k == "c_skip") o.c_skip(parse_or(v, skip_scaling_from_string, SkipScaling::zero));
     else if (k == "sigma_data") o.sigma_data(v.get<double>());
     else if (k == "l1_weight") o.l1_weight(v.get<double>());
     else if (k == "pesq_weight") {
@@ -151,10 +154,10 @@ SpecOptions spec_options_from(const nlohmann::json& d) {
   SpecOptions so;
   so.n_fft(d.value("n_fft", so.n_fft()))
       .hop_length(d.value("hop_length", so.hop_length()))
-      .window(d.value("window", so.window()))
+      .window(spec_window_from_string(d.value("window", to_string(so.window()))))
       .spec_factor(d.value("spec_factor", so.spec_factor()))
       .spec_abs_exponent(d.value("spec_abs_exponent", so.spec_abs_exponent()))
-      .transform_type(d.value("transform_type", so.transform_type()));
+      .transform_type(spec_transform_from_string(d.value("transform_type", to_string(so.transform_type()))));
   return so;
 }
 
@@ -167,9 +170,9 @@ void apply_data_kwargs(ScoreModelOptions& o, const Case& c) {
 
 // sgmse's ScoreModel.forward has two conventions: "ncsnpp_v2" (scalings, loss-type outputs) and
 // every other backbone (ncsnpp, ncsnpp_48k, dcunet): score = −dnn(cat([x_t, y]), t).
-std::string backbone_convention(const std::string& name) {
-  if (name == "ncsnpp_v2") return name;
-  if (name == "ncsnpp" || name == "ncsnpp_48k" || name == "dcunet") return "ncsnpp";
+BackboneKind backbone_convention(const std::string& name) {
+  if (name == "ncsnpp_v2") return BackboneKind::ncsnpp_v2;
+  if (name == "ncsnpp" || name == "ncsnpp_48k" || name == "dcunet") return BackboneKind::ncsnpp;
   throw Unsupported("backbone '" + name + "'");
 }
 
@@ -179,17 +182,19 @@ Outputs run_train(const Case& c) {
   Outputs out;
   NoiseSource noise = replay_of(c);
   if (kind == "dsm_given_score") {
-    const std::string lt = str_or(c.call.value("loss_type", nlohmann::json()), "score_matching");
-    const std::string lw = str_or(c.call.value("loss_weighting", nlohmann::json()), "sigma^2");
+    const LossType lt = parse_or(c.call.value("loss_type", nlohmann::json()), loss_type_from_string,
+                                 LossType::score_matching);
+    const LossWeighting lw = parse_or(c.call.value("loss_weighting", nlohmann::json()), loss_weighting_from_string,
+                                      LossWeighting::sigma_squared);
     const double t_eps = c.call.value("t_eps", 0.03);
     torch::Tensor score = c.at("in.score");
-    if (lt == "score_matching" && (lw == "sigma^2" || lw == "mse")) {
+    if (lt == LossType::score_matching && lw == LossWeighting::sigma_squared) {
       ScoreFn given = [&](const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) { return score; };
       TrainStep st = dsm_step(*sde, given, c.at("in.x"), c.at("in.y"), noise, t_eps);
       out["out.loss"] = st.loss;
     } else {  // other loss types / weightings: ScoreModel's loss with forward() returning in.score
       ScoreModelOptions o;
-      o.backbone("ncsnpp");  // forward = −backbone
+      o.backbone(BackboneKind::ncsnpp);  // forward = −backbone
       apply_model_kwargs(o, c.call, /*ignore_unknown=*/true);
       apply_data_kwargs(o, c);
       ScoreModel m(sde, [&](const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) { return -score; }, o);
@@ -220,14 +225,14 @@ Outputs run_sampler(const Case& c) {
   NoiseSource noise = replay_of(c);
   if (kind == "predictor_step") {
     GaussianOracle oracle = oracle_of(c);
-    auto [x, xm] = predictor_step(parse_predictor(c.call.at("predictor").get<std::string>()), *sde,
+    auto [x, xm] = predictor_step(predictor_type_from_string(c.call.at("predictor").get<std::string>()), *sde,
                                   score_fn_reference(oracle, *sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
                                   c.has("in.stepsize") ? c.at("in.stepsize") : torch::Tensor(), noise);
     out["out.x"] = x;
     out["out.x_mean"] = xm;
   } else if (kind == "corrector_step") {
     GaussianOracle oracle = oracle_of(c);
-    auto [x, xm] = corrector_step(parse_corrector(c.call.at("corrector").get<std::string>()), *sde,
+    auto [x, xm] = corrector_step(corrector_type_from_string(c.call.at("corrector").get<std::string>()), *sde,
                                   score_fn_reference(oracle, *sde), c.at("in.x"), c.at("in.y"), c.at("in.t"),
                                   c.call.value("snr", 0.1), c.call.value("n_steps", int64_t(1)), noise);
     out["out.x"] = x;
@@ -236,8 +241,8 @@ Outputs run_sampler(const Case& c) {
     GaussianOracle oracle = oracle_of(c);
     PCSamplerOptions o;
     // get_pc_sampler's own defaults where the file does not say
-    o.predictor(c.call.value("predictor", "reverse_diffusion"))
-        .corrector(c.call.value("corrector", "ald"))
+    o.predictor(predictor_type_from_string(c.call.value("predictor", "reverse_diffusion")))
+        .corrector(corrector_type_from_string(c.call.value("corrector", "ald")))
         .snr(c.call.value("snr", 0.1))
         .corrector_steps(c.call.value("corrector_steps", int64_t(1)))
         .denoise(c.call.value("denoise", true))
@@ -260,7 +265,7 @@ Outputs run_sampler(const Case& c) {
     auto* sb = dynamic_cast<SBVESDE*>(sde.get());
     if (!sb) throw Unsupported("sb_sampler case with a non-SB SDE");
     SBSamplerOptions o;
-    o.sampler_type(c.call.value("sampler_type", "ode"))
+    o.sampler_type(sb_sampler_type_from_string(c.call.value("sampler_type", "ode")))
         .eps(c.call.value("eps", 1e-4))
         .N(c.call.value("N", int64_t(0)))
         .n_steps_returned(c.call.value("n_steps", int64_t(50)));
@@ -294,8 +299,12 @@ Outputs run_spec(const Case& c) {
     out["out.spec_back"] = Xb;
     out["out.wav_rec"] = istft(Xb, so, wav.size(-1));
   } else if (kind == "pad_spec") {
-    out["out.zero_pad"] = pad_spec(c.at("in.Y"), "zero_pad");
-    out["out.reflection"] = pad_spec(c.at("in.Y"), "reflection");
+    // one output per mode the file lists (out.<mode>)
+    const nlohmann::json modes = c.call.value("modes", nlohmann::json::array({"zero_pad", "reflection"}));
+    for (const auto& m : modes) {
+      const std::string name = m.get<std::string>();
+      out["out." + name] = pad_spec(c.at("in.Y"), pad_mode_from_string(name));
+    }
   } else {
     throw Unsupported("spec adapter: unknown case_kind '" + kind + "'");
   }

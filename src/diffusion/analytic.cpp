@@ -13,7 +13,7 @@ using torch::Tensor;
 Tensor GaussianOracle::marginal_variance(const SDE& sde, const Tensor& t) const {
   Tensor a = sde.alpha(t);
   Tensor s = sde.std(t);
-  Tensor p = sde.kind() == SdeKind::kOUVP ? s : s.pow(2);
+  Tensor p = sde.kind() == SdeKind::ouvp ? s : s.pow(2);
   return a.pow(2) * s0sq + p;
 }
 
@@ -26,7 +26,7 @@ Tensor GaussianOracle::score_unfused(const SDE& sde, const Tensor& x, const Tens
 }
 
 Tensor GaussianOracle::score(const SDE& sde, const Tensor& x0, const Tensor& y0, const Tensor& t) const {
-  TORCH_CHECK(sde.kind() != SdeKind::kSBVE,
+  TORCH_CHECK(sde.kind() != SdeKind::sbve,
               "sepmech::diffusion::GaussianOracle::score: the SB-VE oracle is a data prediction, use data_prediction");
   TORCH_CHECK(x0.sizes() == y0.sizes() && x0.scalar_type() == torch::kComplexFloat &&
                   y0.scalar_type() == torch::kComplexFloat,
@@ -87,12 +87,12 @@ OuveScalars ouve_scalars(const OUVESDEOptions& o) {
 }
 }  // namespace
 
-AffineLaw pc_affine_law(const OUVESDEOptions& o, int64_t N, const std::string& corrector, int64_t corrector_steps,
+AffineLaw pc_affine_law(const OUVESDEOptions& o, int64_t N, CorrectorType corrector, int64_t corrector_steps,
                         double snr, double eps, double s0sq, bool legacy_step) {
   const OuveScalars S = ouve_scalars(o);
   TORCH_CHECK(N >= 1, "sepmech::diffusion::pc_affine_law: N must be >= 1, got ", N);
-  TORCH_CHECK(corrector == "ald" || corrector == "none",
-              "sepmech::diffusion::pc_affine_law: corrector must be ald or none, got '", corrector, "'");
+  TORCH_CHECK(corrector == CorrectorType::annealed_langevin || corrector == CorrectorType::none,
+              "sepmech::diffusion::pc_affine_law: corrector must be ald or none, got '", to_string(corrector), "'");
   AffineLaw L;
   L.A = 0;
   L.B = 1;
@@ -102,7 +102,7 @@ AffineLaw pc_affine_law(const OUVESDEOptions& o, int64_t N, const std::string& c
     const double tn = N == 1 ? 0.0 : 1.0 + (eps - 1.0) * double(i + 1) / double(N - 1);
     const double dt = legacy_step ? 1.0 / double(N) : (i + 1 < N ? t - tn : eps);
     const double a = S.alpha(t), sig2 = S.var(t), v = a * a * s0sq + sig2;
-    if (corrector == "ald") {
+    if (corrector == CorrectorType::annealed_langevin) {
       for (int64_t k = 0; k < corrector_steps; ++k) {
         const double e = 2 * snr * snr * sig2, q = 1 - e / v;
         L.A = q * L.A + e * a / v;

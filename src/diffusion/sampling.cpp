@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "diffusion/kernels.h"
+#include "diffusion/names.h"
 
 namespace sepmech::diffusion {
 
@@ -73,7 +74,7 @@ PredictorCoef predictor_coef(PredictorType type, const SDE& sde, const Tensor& t
   PredictorCoef c;
   c.N = N;
   c.a = as_f32(sde.drift_rate(t));
-  if (type == PredictorType::kReverseDiffusion) {
+  if (type == PredictorType::reverse_diffusion) {
     Tensor dt = stepsize.defined() && !sde.fixed_stepsize() ? stepsize.to(torch::kFloat32)
                                                             : torch::tensor(static_cast<float>(1.0 / double(N)));
     TORCH_CHECK(dt.numel() == 1, "sepmech::diffusion::predictor_step: stepsize must be a scalar, got ", dt.sizes());
@@ -91,7 +92,7 @@ PredictorCoef predictor_coef(PredictorType type, const SDE& sde, const Tensor& t
 void predictor_into(PredictorType type, const SDE& sde, const ScoreFn& score, const Tensor& x, const Tensor& y,
                     const Tensor& t, const PredictorCoef& c, NoiseSource& noise, Tensor& xm, Tensor& xo) {
   const int64_t B = x.size(0), n = 2 * (x.numel() / B);
-  if (type == PredictorType::kReverseDiffusion) {
+  if (type == PredictorType::reverse_diffusion) {
     Tensor s = eval_score(score, x, y, t, "reverse_diffusion predictor");
     Tensor z = noise.randn_like(x);
     kernels::reverse_diffusion(cfptr(x), cfptr(y), cfptr(s), cfptr(z), fptr(xm), fptr(xo), B, n,
@@ -115,10 +116,10 @@ std::pair<Tensor, Tensor> ald_coef(const SDE& sde, const Tensor& t, double snr) 
 void corrector_iter(CorrectorType type, const ScoreFn& score, const Tensor& x, const Tensor& y, const Tensor& t,
                     double snr, const std::pair<Tensor, Tensor>& ald, NoiseSource& noise, Tensor& xm, Tensor& xo) {
   const int64_t B = x.size(0), n = 2 * (x.numel() / B);
-  Tensor s = eval_score(score, x, y, t, type == CorrectorType::kLangevin ? "langevin corrector" : "ald corrector");
+  Tensor s = eval_score(score, x, y, t, type == CorrectorType::langevin ? "langevin corrector" : "ald corrector");
   Tensor z = noise.randn_like(x);
   Tensor eps, sq;
-  if (type == CorrectorType::kLangevin) {
+  if (type == CorrectorType::langevin) {
     // ε = 2 (r ‖z‖/‖s‖)², norms averaged over the batch: one scalar for the whole batch.
     std::vector<double> ss(B), zz(B);
     kernels::sum_squares(cfptr(s), B, n, ss.data());
@@ -146,25 +147,40 @@ void corrector_iter(CorrectorType type, const ScoreFn& score, const Tensor& x, c
 
 }  // namespace
 
-PredictorType parse_predictor(const std::string& n) {
-  if (n == "euler_maruyama" || n == "em") return PredictorType::kEulerMaruyama;
-  if (n == "reverse_diffusion" || n == "rd") return PredictorType::kReverseDiffusion;
-  if (n == "none") return PredictorType::kNone;
-  TORCH_CHECK(false, "sepmech::diffusion: predictor must be euler_maruyama, reverse_diffusion or none, got '", n, "'");
+namespace {
+constexpr names::Entry<PredictorType> kPredictors[] = {{PredictorType::euler_maruyama, "euler_maruyama"},
+                                                       {PredictorType::reverse_diffusion, "reverse_diffusion"},
+                                                       {PredictorType::none, "none"}};
+constexpr names::Entry<CorrectorType> kCorrectors[] = {
+    {CorrectorType::langevin, "langevin"}, {CorrectorType::annealed_langevin, "ald"}, {CorrectorType::none, "none"}};
+constexpr names::Entry<SBSamplerType> kSBSamplerTypes[] = {{SBSamplerType::ode, "ode"}, {SBSamplerType::sde, "sde"}};
+}  // namespace
+
+std::string to_string(PredictorType type) { return names::name_of(kPredictors, type, "PredictorType"); }
+
+PredictorType predictor_type_from_string(const std::string& name) {
+  return names::parse(kPredictors, name, "predictor_type_from_string", "predictor",
+                      {{PredictorType::euler_maruyama, "em"}, {PredictorType::reverse_diffusion, "rd"}});
 }
 
-CorrectorType parse_corrector(const std::string& n) {
-  if (n == "langevin") return CorrectorType::kLangevin;
-  if (n == "ald" || n == "annealed_langevin") return CorrectorType::kAnnealedLangevin;
-  if (n == "none") return CorrectorType::kNone;
-  TORCH_CHECK(false, "sepmech::diffusion: corrector must be langevin, ald or none, got '", n, "'");
+std::string to_string(CorrectorType type) { return names::name_of(kCorrectors, type, "CorrectorType"); }
+
+CorrectorType corrector_type_from_string(const std::string& name) {
+  return names::parse(kCorrectors, name, "corrector_type_from_string", "corrector",
+                      {{CorrectorType::annealed_langevin, "annealed_langevin"}});
+}
+
+std::string to_string(SBSamplerType type) { return names::name_of(kSBSamplerTypes, type, "SBSamplerType"); }
+
+SBSamplerType sb_sampler_type_from_string(const std::string& name) {
+  return names::parse(kSBSamplerTypes, name, "sb_sampler_type_from_string", "sampler_type");
 }
 
 StepResult predictor_step(PredictorType type, const SDE& sde, const ScoreFn& score, const Tensor& x0, const Tensor& y0,
                           const Tensor& t, const Tensor& stepsize, NoiseSource& noise) {
   check_state("predictor_step", x0, y0);
   check_t(sde, t, x0.size(0), "predictor_step");
-  if (type == PredictorType::kNone) return {x0, x0};
+  if (type == PredictorType::none) return {x0, x0};
   Tensor x = x0.contiguous(), y = y0.contiguous();
   Tensor xm = torch::empty_like(x), xo = torch::empty_like(x);
   predictor_into(type, sde, score, x, y, t, predictor_coef(type, sde, t, stepsize, sde.N()), noise, xm, xo);
@@ -177,10 +193,10 @@ StepResult corrector_step(CorrectorType type, const SDE& sde, const ScoreFn& sco
   check_t(sde, t, x0.size(0), "corrector_step");
   TORCH_CHECK(n_steps >= 0, "sepmech::diffusion::corrector_step: n_steps must be >= 0, got ", n_steps);
   TORCH_CHECK(std::isfinite(snr) && snr > 0, "sepmech::diffusion::corrector_step: snr must be > 0, got ", snr);
-  if (type == CorrectorType::kNone || n_steps == 0) return {x0, x0};
+  if (type == CorrectorType::none || n_steps == 0) return {x0, x0};
   Tensor x = x0.contiguous(), y = y0.contiguous();
   Tensor xm = torch::empty_like(x), xo;
-  const auto ald = type == CorrectorType::kAnnealedLangevin ? ald_coef(sde, t, snr) : std::pair<Tensor, Tensor>();
+  const auto ald = type == CorrectorType::annealed_langevin ? ald_coef(sde, t, snr) : std::pair<Tensor, Tensor>();
   for (int64_t i = 0; i < n_steps; ++i) {
     xo = torch::empty_like(x);
     corrector_iter(type, score, x, y, t, snr, ald, noise, xm, xo);
@@ -193,8 +209,6 @@ StepResult corrector_step(CorrectorType type, const SDE& sde, const ScoreFn& sco
 // PC sampler
 // ---------------------------------------------------------------------------------------------
 void PCSamplerOptions::Validate() const {
-  parse_predictor(predictor());
-  parse_corrector(corrector());
   TORCH_CHECK(std::isfinite(snr()) && snr() > 0, "sepmech::diffusion::PCSamplerOptions: snr must be > 0, got ", snr());
   TORCH_CHECK(corrector_steps() >= 0, "sepmech::diffusion::PCSamplerOptions: corrector_steps must be >= 0, got ",
               corrector_steps());
@@ -205,7 +219,8 @@ void PCSamplerOptions::Validate() const {
 
 std::string PCSamplerOptions::ToString() const {
   std::ostringstream os;
-  os << "PCSampler(predictor=" << predictor() << ", corrector=" << corrector() << ", snr=" << snr()
+  os << "PCSampler(predictor=" << to_string(predictor()) << ", corrector=" << to_string(corrector())
+     << ", snr=" << snr()
      << ", corrector_steps=" << corrector_steps() << ", denoise=" << denoise() << ", eps=" << eps() << ", N=" << N()
      << ", legacy_stepsize=" << legacy_stepsize() << ")";
   return os.str();
@@ -215,10 +230,10 @@ SampleResult pc_sample(const SDE& sde, const ScoreFn& score, const Tensor& y0, N
                        const PCSamplerOptions& o, const ProgressFn& progress, PCTrace* trace) {
   o.Validate();
   check_state("pc_sample", y0, y0);
-  const PredictorType pt = parse_predictor(o.predictor());
-  const CorrectorType ct = parse_corrector(o.corrector());
+  const PredictorType pt = o.predictor();
+  const CorrectorType ct = o.corrector();
   const int64_t N = o.N() > 0 ? o.N() : sde.N();
-  const int64_t n_corr = ct == CorrectorType::kNone ? 0 : o.corrector_steps();
+  const int64_t n_corr = ct == CorrectorType::none ? 0 : o.corrector_steps();
   Tensor y = y0.contiguous();
   const int64_t B = y.size(0);
 
@@ -234,14 +249,14 @@ SampleResult pc_sample(const SDE& sde, const ScoreFn& score, const Tensor& y0, N
                       : i + 1 < N         ? torch::tensor(ts[i] - ts[i + 1])
                                           : torch::tensor(ts[N - 1]);
     if (n_corr > 0) {
-      const auto ald = ct == CorrectorType::kAnnealedLangevin ? ald_coef(sde, vec_t, o.snr())
+      const auto ald = ct == CorrectorType::annealed_langevin ? ald_coef(sde, vec_t, o.snr())
                                                                : std::pair<Tensor, Tensor>();
       for (int64_t k = 0; k < n_corr; ++k) {
         corrector_iter(ct, score, x, y, vec_t, o.snr(), ald, noise, xm, xn);
         std::swap(x, xn);
       }
     }
-    if (pt == PredictorType::kNone) {
+    if (pt == PredictorType::none) {
       x_mean = x;
     } else {
       predictor_into(pt, sde, score, x, y, vec_t, predictor_coef(pt, sde, vec_t, stepsize, N), noise, xm, xn);
@@ -442,8 +457,6 @@ SampleResult ode_sample(const SDE& sde, const ScoreFn& score, const Tensor& y0, 
 // Schrödinger-bridge samplers
 // ---------------------------------------------------------------------------------------------
 void SBSamplerOptions::Validate() const {
-  TORCH_CHECK(sampler_type() == "ode" || sampler_type() == "sde",
-              "sepmech::diffusion::SBSamplerOptions: sampler_type must be ode or sde, got '", sampler_type(), "'");
   TORCH_CHECK(std::isfinite(eps()) && eps() > 0 && eps() < 1,
               "sepmech::diffusion::SBSamplerOptions: eps must be in (0, 1), got ", eps());
   TORCH_CHECK(N() >= 0, "sepmech::diffusion::SBSamplerOptions: N must be >= 1 (or 0 for sde.N), got ", N());
@@ -453,7 +466,7 @@ SampleResult sb_sample(const SBVESDE& sde, const DataPredictionFn& model, const 
                        const SBSamplerOptions& o, const ProgressFn& progress, std::vector<Tensor>* model_times) {
   o.Validate();
   check_state("sb_sample", y0, y0);
-  const bool ode = o.sampler_type() == "ode";
+  const bool ode = o.sampler_type() == SBSamplerType::ode;
   const int64_t N = o.N() > 0 ? o.N() : sde.N();
   const double eps_reg = sde.options.eps();
   Tensor y = y0.contiguous();

@@ -5,6 +5,8 @@
 #include <set>
 #include <sstream>
 
+#include "diffusion/names.h"
+
 namespace sepmech::diffusion {
 
 using torch::Tensor;
@@ -258,7 +260,19 @@ Tensor SBVESDE::alpha(const Tensor& t) const { return torch::ones_like(t); }
 Tensor SBVESDE::prior_sampling(const Tensor& y, NoiseSource&) const { return y.clone(); }
 
 // ---------------------------------------------------------------------------------------------
-std::shared_ptr<SDE> make_sde(const std::string& name, const std::map<std::string, double>& kw) {
+namespace {
+constexpr names::Entry<SdeKind> kSdeKinds[] = {
+    {SdeKind::ouve, "ouve"}, {SdeKind::ouvp, "ouvp"}, {SdeKind::sbve, "sbve"}};
+}  // namespace
+
+std::string to_string(SdeKind kind) { return names::name_of(kSdeKinds, kind, "SdeKind"); }
+
+SdeKind sde_kind_from_string(const std::string& name) {
+  return names::parse(kSdeKinds, name, "sde_kind_from_string", "sde",
+                      {{SdeKind::ouve, "ouvesde"}, {SdeKind::ouvp, "ouvpsde"}, {SdeKind::sbve, "sbvesde"}});
+}
+
+std::shared_ptr<SDE> make_sde(SdeKind kind, const std::map<std::string, double>& kw) {
   auto get = [&](const char* key, double fallback) {
     auto it = kw.find(key);
     return it == kw.end() ? fallback : it->second;
@@ -268,28 +282,30 @@ std::shared_ptr<SDE> make_sde(const std::string& name, const std::map<std::strin
                                                 "stiffness", "k", "c", "eps"};
     TORCH_CHECK(known.count(key), "sepmech::diffusion::make_sde: unknown keyword '", key, "'");
   }
-  if (name == "ouve" || name == "ouvesde") {
-    OUVESDEOptions o;
-    return std::make_shared<OUVESDE>(o.theta(get("theta", o.theta()))
-                                          .sigma_min(get("sigma_min", o.sigma_min()))
-                                          .sigma_max(get("sigma_max", o.sigma_max()))
-                                          .N(static_cast<int64_t>(get("N", double(o.N())))));
+  switch (kind) {
+    case SdeKind::ouve: {
+      OUVESDEOptions o;
+      return std::make_shared<OUVESDE>(o.theta(get("theta", o.theta()))
+                                            .sigma_min(get("sigma_min", o.sigma_min()))
+                                            .sigma_max(get("sigma_max", o.sigma_max()))
+                                            .N(static_cast<int64_t>(get("N", double(o.N())))));
+    }
+    case SdeKind::ouvp: {
+      OUVPSDEOptions o;
+      return std::make_shared<OUVPSDE>(o.beta_min(get("beta_min", o.beta_min()))
+                                           .beta_max(get("beta_max", o.beta_max()))
+                                           .stiffness(get("stiffness", o.stiffness()))
+                                           .N(static_cast<int64_t>(get("N", double(o.N())))));
+    }
+    case SdeKind::sbve: {
+      SBVESDEOptions o;
+      return std::make_shared<SBVESDE>(o.k(get("k", o.k()))
+                                           .c(get("c", o.c()))
+                                           .eps(get("eps", o.eps()))
+                                           .N(static_cast<int64_t>(get("N", double(o.N())))));
+    }
   }
-  if (name == "ouvp" || name == "ouvpsde") {
-    OUVPSDEOptions o;
-    return std::make_shared<OUVPSDE>(o.beta_min(get("beta_min", o.beta_min()))
-                                         .beta_max(get("beta_max", o.beta_max()))
-                                         .stiffness(get("stiffness", o.stiffness()))
-                                         .N(static_cast<int64_t>(get("N", double(o.N())))));
-  }
-  if (name == "sbve" || name == "sbvesde") {
-    SBVESDEOptions o;
-    return std::make_shared<SBVESDE>(o.k(get("k", o.k()))
-                                         .c(get("c", o.c()))
-                                         .eps(get("eps", o.eps()))
-                                         .N(static_cast<int64_t>(get("N", double(o.N())))));
-  }
-  TORCH_CHECK(false, "sepmech::diffusion::make_sde: sde must be one of ouve, ouvp, sbve, got '", name, "'");
+  TORCH_CHECK(false, "sepmech::diffusion::make_sde: invalid SdeKind ", static_cast<int>(kind));
 }
 
 }  // namespace sepmech::diffusion

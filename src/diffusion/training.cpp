@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "diffusion/kernels.h"
+#include "diffusion/names.h"
 #include "sepmech/diffusion/spec.h"
 
 namespace sepmech::diffusion {
@@ -33,15 +34,33 @@ void check_pair(const char* fn, const Tensor& x, const char* xn, const Tensor& y
 // ---------------------------------------------------------------------------------------------
 // Spectrogram representation
 // ---------------------------------------------------------------------------------------------
+namespace {
+constexpr names::Entry<SpecWindow> kSpecWindows[] = {{SpecWindow::hann, "hann"}, {SpecWindow::sqrt_hann, "sqrthann"}};
+constexpr names::Entry<SpecTransform> kSpecTransforms[] = {
+    {SpecTransform::exponent, "exponent"}, {SpecTransform::log, "log"}, {SpecTransform::none, "none"}};
+constexpr names::Entry<PadMode> kPadModes[] = {
+    {PadMode::zero_pad, "zero_pad"}, {PadMode::reflection, "reflection"}, {PadMode::replication, "replication"}};
+}  // namespace
+
+std::string to_string(SpecWindow window) { return names::name_of(kSpecWindows, window, "SpecWindow"); }
+SpecWindow spec_window_from_string(const std::string& name) {
+  return names::parse(kSpecWindows, name, "spec_window_from_string", "window");
+}
+
+std::string to_string(SpecTransform transform) { return names::name_of(kSpecTransforms, transform, "SpecTransform"); }
+SpecTransform spec_transform_from_string(const std::string& name) {
+  return names::parse(kSpecTransforms, name, "spec_transform_from_string", "transform_type");
+}
+
+std::string to_string(PadMode mode) { return names::name_of(kPadModes, mode, "PadMode"); }
+PadMode pad_mode_from_string(const std::string& name) {
+  return names::parse(kPadModes, name, "pad_mode_from_string", "mode");
+}
+
 void SpecOptions::Validate() const {
   TORCH_CHECK(n_fft() >= 2, "sepmech::diffusion::SpecOptions: n_fft must be >= 2, got ", n_fft());
   TORCH_CHECK(hop_length() >= 1 && hop_length() <= n_fft(),
               "sepmech::diffusion::SpecOptions: hop_length must be in [1, n_fft], got ", hop_length());
-  TORCH_CHECK(window() == "hann" || window() == "sqrthann",
-              "sepmech::diffusion::SpecOptions: window must be hann or sqrthann, got '", window(), "'");
-  TORCH_CHECK(transform_type() == "exponent" || transform_type() == "log" || transform_type() == "none",
-              "sepmech::diffusion::SpecOptions: transform_type must be exponent, log or none, got '",
-              transform_type(), "'");
   TORCH_CHECK(std::isfinite(spec_factor()) && spec_factor() > 0,
               "sepmech::diffusion::SpecOptions: spec_factor must be > 0, got ", spec_factor());
   TORCH_CHECK(std::isfinite(spec_abs_exponent()) && spec_abs_exponent() > 0,
@@ -50,16 +69,16 @@ void SpecOptions::Validate() const {
 
 std::string SpecOptions::ToString() const {
   std::ostringstream os;
-  os << "SpecOptions(n_fft=" << n_fft() << ", hop_length=" << hop_length() << ", window=" << window()
+  os << "SpecOptions(n_fft=" << n_fft() << ", hop_length=" << hop_length() << ", window=" << to_string(window())
      << ", spec_factor=" << spec_factor() << ", spec_abs_exponent=" << spec_abs_exponent()
-     << ", transform_type=" << transform_type() << ")";
+     << ", transform_type=" << to_string(transform_type()) << ")";
   return os.str();
 }
 
 Tensor spec_window(const SpecOptions& o) {
   o.Validate();
   Tensor w = torch::hann_window(o.n_fft(), torch::TensorOptions().dtype(torch::kFloat32));
-  return o.window() == "sqrthann" ? torch::sqrt(w) : w;
+  return o.window() == SpecWindow::sqrt_hann ? torch::sqrt(w) : w;
 }
 
 Tensor stft(const Tensor& wav, const SpecOptions& o) {
@@ -95,61 +114,68 @@ Tensor istft(const Tensor& spec, const SpecOptions& o, int64_t length) {
 
 Tensor spec_fwd(const Tensor& spec, const SpecOptions& o) {
   o.Validate();
-  if (o.transform_type() == "exponent") {
+  if (o.transform_type() == SpecTransform::exponent) {
     Tensor s = spec;
     if (o.spec_abs_exponent() != 1) s = torch::polar(s.abs().pow(o.spec_abs_exponent()), s.angle());
     return s * o.spec_factor();
   }
-  if (o.transform_type() == "log") return torch::polar(torch::log(1 + spec.abs()), spec.angle()) * o.spec_factor();
+  if (o.transform_type() == SpecTransform::log)
+    return torch::polar(torch::log(1 + spec.abs()), spec.angle()) * o.spec_factor();
   return spec;
 }
 
 Tensor spec_back(const Tensor& spec, const SpecOptions& o) {
   o.Validate();
-  if (o.transform_type() == "exponent") {
+  if (o.transform_type() == SpecTransform::exponent) {
     Tensor s = spec / o.spec_factor();
     if (o.spec_abs_exponent() != 1) s = torch::polar(s.abs().pow(1 / o.spec_abs_exponent()), s.angle());
     return s;
   }
-  if (o.transform_type() == "log") {
+  if (o.transform_type() == SpecTransform::log) {
     Tensor s = spec / o.spec_factor();
     return torch::polar(torch::exp(s.abs()) - 1, s.angle());
   }
   return spec;
 }
 
-Tensor pad_spec(const Tensor& Y, const std::string& mode) {
+Tensor pad_spec(const Tensor& Y, PadMode mode) {
   TORCH_CHECK(Y.defined() && Y.dim() == 4, "sepmech::diffusion::pad_spec: Y must be [B, C, F, T], got ",
               Y.defined() ? c10::str(Y.sizes()) : std::string("undefined"));
   const int64_t T = Y.size(3);
   const int64_t pad = T % 64 != 0 ? 64 - T % 64 : 0;
-  if (mode == "zero_pad") return torch::constant_pad_nd(Y, {0, pad}, 0);
-  if (pad == 0 && (mode == "reflection" || mode == "replication")) return Y;
-  if (mode == "reflection") {
+  if (mode == PadMode::zero_pad) return torch::constant_pad_nd(Y, {0, pad}, 0);
+  if (pad == 0 && (mode == PadMode::reflection || mode == PadMode::replication)) return Y;
+  if (mode == PadMode::reflection) {
     TORCH_CHECK(pad < T, "sepmech::diffusion::pad_spec: reflection padding needs the pad (", pad,
                 " frames) to be smaller than the number of frames T = ", T,
                 "; use mode zero_pad for inputs this short");
     Tensor idx = torch::arange(T - 2, T - 2 - pad, -1, torch::kLong);
     return torch::cat({Y, Y.index_select(3, idx)}, 3);
   }
-  if (mode == "replication") {
+  if (mode == PadMode::replication) {
     Tensor idx = torch::full({pad}, T - 1, torch::kLong);
     return torch::cat({Y, Y.index_select(3, idx)}, 3);
   }
-  TORCH_CHECK(false, "sepmech::diffusion::pad_spec: mode must be zero_pad, reflection or replication, got '", mode,
-              "'");
+  TORCH_CHECK(false, "sepmech::diffusion::pad_spec: invalid PadMode ", static_cast<int>(mode));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Parameterisations
 // ---------------------------------------------------------------------------------------------
-Parameterisation parse_parameterisation(const std::string& n) {
-  if (n == "score" || n == "score_matching") return Parameterisation::kScore;
-  if (n == "denoiser") return Parameterisation::kDenoiser;
-  if (n == "data_prediction") return Parameterisation::kDataPrediction;
-  if (n == "v" || n == "v_prediction" || n == "velocity") return Parameterisation::kVelocity;
-  TORCH_CHECK(false, "sepmech::diffusion: parameterisation must be score, denoiser, data_prediction or v, got '", n,
-              "'");
+namespace {
+constexpr names::Entry<Parameterisation> kParameterisations[] = {{Parameterisation::score, "score"},
+                                                                 {Parameterisation::denoiser, "denoiser"},
+                                                                 {Parameterisation::data_prediction, "data_prediction"},
+                                                                 {Parameterisation::velocity, "velocity"}};
+}  // namespace
+
+std::string to_string(Parameterisation p) { return names::name_of(kParameterisations, p, "Parameterisation"); }
+
+Parameterisation parameterisation_from_string(const std::string& name) {
+  return names::parse(kParameterisations, name, "parameterisation_from_string", "parameterisation",
+                      {{Parameterisation::score, "score_matching"},
+                       {Parameterisation::velocity, "v"},
+                       {Parameterisation::velocity, "v_prediction"}});
 }
 
 namespace {
@@ -172,15 +198,15 @@ Tensor output_to_score(Parameterisation p, const SDE& sde, const Tensor& out, co
                        const Tensor& t) {
   TORCH_CHECK(out.sizes() == x_t.sizes(), "sepmech::diffusion::output_to_score: out must have the shape of x_t ",
               x_t.sizes(), ", got ", out.sizes());
-  if (p == Parameterisation::kScore) return out;
+  if (p == Parameterisation::score) return out;
   PathCoef c = path_coef(sde, t);
   Tensor sig2 = c.sigma.pow(2);
   switch (p) {
-    case Parameterisation::kDenoiser:  // D estimates μ_t: s = (D − x_t)/σ²
+    case Parameterisation::denoiser:  // D estimates μ_t: s = (D − x_t)/σ²
       return (out - x_t) / sig2;
-    case Parameterisation::kDataPrediction:  // μ̂ = w_x x̂ + w_y y
+    case Parameterisation::data_prediction:  // μ̂ = w_x x̂ + w_y y
       return (c.wx * out + c.wy * y - x_t) / sig2;
-    case Parameterisation::kVelocity: {
+    case Parameterisation::velocity: {
       // ũ = (x_t − (w_x + w_y) y)/n = a d + b z, v = a z − b d  ⇒  ẑ = a v + b ũ, s = −ẑ/σ
       Tensor a = c.wx / c.norm, b = c.sigma / c.norm;
       Tensor u = (x_t - (c.wx + c.wy) * y) / c.norm;
@@ -193,16 +219,16 @@ Tensor output_to_score(Parameterisation p, const SDE& sde, const Tensor& out, co
 
 Tensor score_to_output(Parameterisation p, const SDE& sde, const Tensor& score, const Tensor& x_t, const Tensor& y,
                        const Tensor& t) {
-  if (p == Parameterisation::kScore) return score;
+  if (p == Parameterisation::score) return score;
   PathCoef c = path_coef(sde, t);
   Tensor sig2 = c.sigma.pow(2);
   Tensor mean = x_t + sig2 * score;  // Tweedie: E[μ_t | x_t]
   switch (p) {
-    case Parameterisation::kDenoiser:
+    case Parameterisation::denoiser:
       return mean;
-    case Parameterisation::kDataPrediction:
+    case Parameterisation::data_prediction:
       return (mean - c.wy * y) / c.wx;
-    case Parameterisation::kVelocity: {
+    case Parameterisation::velocity: {
       Tensor a = c.wx / c.norm, b = c.sigma / c.norm;
       Tensor z = -c.sigma * score;
       Tensor u = (x_t - (c.wx + c.wy) * y) / c.norm;
@@ -290,22 +316,66 @@ TrainStep dsm_step(const SDE& sde, const ScoreFn& score, const Tensor& x0_, cons
 // ---------------------------------------------------------------------------------------------
 // ScoreModel
 // ---------------------------------------------------------------------------------------------
+namespace {
+constexpr names::Entry<BackboneKind> kBackbones[] = {{BackboneKind::ncsnpp, "ncsnpp"},
+                                                     {BackboneKind::ncsnpp_v2, "ncsnpp_v2"}};
+constexpr names::Entry<LossType> kLossTypes[] = {{LossType::score_matching, "score_matching"},
+                                                 {LossType::denoiser, "denoiser"},
+                                                 {LossType::data_prediction, "data_prediction"},
+                                                 {LossType::v_prediction, "v_prediction"}};
+constexpr names::Entry<LossWeighting> kLossWeightings[] = {{LossWeighting::sigma_squared, "sigma^2"},
+                                                           {LossWeighting::mae, "mae"},
+                                                           {LossWeighting::one, "1"},
+                                                           {LossWeighting::edm, "edm"}};
+constexpr names::Entry<NetworkScaling> kNetworkScalings[] = {{NetworkScaling::none, "none"},
+                                                             {NetworkScaling::inv_sigma, "1/sigma"},
+                                                             {NetworkScaling::inv_t, "1/t"}};
+constexpr names::Entry<InputScaling> kInputScalings[] = {{InputScaling::one, "1"}, {InputScaling::edm, "edm"}};
+constexpr names::Entry<OutputScaling> kOutputScalings[] = {{OutputScaling::one, "1"},
+                                                           {OutputScaling::sigma, "sigma"},
+                                                           {OutputScaling::inv_sigma, "1/sigma"},
+                                                           {OutputScaling::edm, "edm"}};
+constexpr names::Entry<SkipScaling> kSkipScalings[] = {{SkipScaling::zero, "0"}, {SkipScaling::edm, "edm"}};
+}  // namespace
+
+std::string to_string(BackboneKind kind) { return names::name_of(kBackbones, kind, "BackboneKind"); }
+BackboneKind backbone_kind_from_string(const std::string& name) {
+  return names::parse(kBackbones, name, "backbone_kind_from_string", "backbone");
+}
+
+std::string to_string(LossType type) { return names::name_of(kLossTypes, type, "LossType"); }
+LossType loss_type_from_string(const std::string& name) {
+  return names::parse(kLossTypes, name, "loss_type_from_string", "loss_type");
+}
+
+std::string to_string(LossWeighting weighting) { return names::name_of(kLossWeightings, weighting, "LossWeighting"); }
+LossWeighting loss_weighting_from_string(const std::string& name) {
+  return names::parse(kLossWeightings, name, "loss_weighting_from_string", "loss_weighting",
+                      {{LossWeighting::sigma_squared, "mse"}});
+}
+
+std::string to_string(NetworkScaling scaling) { return names::name_of(kNetworkScalings, scaling, "NetworkScaling"); }
+NetworkScaling network_scaling_from_string(const std::string& name) {
+  return names::parse(kNetworkScalings, name, "network_scaling_from_string", "network_scaling",
+                      {{NetworkScaling::none, ""}});
+}
+
+std::string to_string(InputScaling scaling) { return names::name_of(kInputScalings, scaling, "InputScaling"); }
+InputScaling input_scaling_from_string(const std::string& name) {
+  return names::parse(kInputScalings, name, "input_scaling_from_string", "c_in");
+}
+
+std::string to_string(OutputScaling scaling) { return names::name_of(kOutputScalings, scaling, "OutputScaling"); }
+OutputScaling output_scaling_from_string(const std::string& name) {
+  return names::parse(kOutputScalings, name, "output_scaling_from_string", "c_out");
+}
+
+std::string to_string(SkipScaling scaling) { return names::name_of(kSkipScalings, scaling, "SkipScaling"); }
+SkipScaling skip_scaling_from_string(const std::string& name) {
+  return names::parse(kSkipScalings, name, "skip_scaling_from_string", "c_skip");
+}
+
 void ScoreModelOptions::Validate() const {
-  auto one_of = [](const std::string& v, std::initializer_list<const char*> allowed, const char* what) {
-    std::string list;
-    for (const char* a : allowed) {
-      if (v == a) return;
-      list += std::string(list.empty() ? "" : ", ") + "'" + a + "'";
-    }
-    TORCH_CHECK(false, "sepmech::diffusion::ScoreModelOptions: ", what, " must be one of ", list, ", got '", v, "'");
-  };
-  one_of(backbone(), {"ncsnpp", "ncsnpp_v2"}, "backbone");
-  one_of(loss_type(), {"score_matching", "denoiser", "data_prediction", "v_prediction"}, "loss_type");
-  one_of(loss_weighting(), {"sigma^2", "mse", "mae", "1", "edm"}, "loss_weighting");
-  one_of(network_scaling(), {"", "1/sigma", "1/t"}, "network_scaling");
-  one_of(c_in(), {"1", "edm"}, "c_in");
-  one_of(c_out(), {"1", "sigma", "1/sigma", "edm"}, "c_out");
-  one_of(c_skip(), {"0", "edm"}, "c_skip");
   TORCH_CHECK(std::isfinite(t_eps()) && t_eps() > 0 && t_eps() < 1,
               "sepmech::diffusion::ScoreModelOptions: t_eps must be in (0, 1), got ", t_eps());
   TORCH_CHECK(sigma_data() > 0, "sepmech::diffusion::ScoreModelOptions: sigma_data must be > 0, got ", sigma_data());
@@ -315,9 +385,11 @@ void ScoreModelOptions::Validate() const {
 
 std::string ScoreModelOptions::ToString() const {
   std::ostringstream os;
-  os << "ScoreModel(backbone=" << backbone() << ", t_eps=" << t_eps() << ", loss_type=" << loss_type()
-     << ", loss_weighting=" << loss_weighting() << ", network_scaling='" << network_scaling() << "', c_in=" << c_in()
-     << ", c_out=" << c_out() << ", c_skip=" << c_skip() << ", sigma_data=" << sigma_data() << ")";
+  os << "ScoreModel(backbone=" << to_string(backbone()) << ", t_eps=" << t_eps()
+     << ", loss_type=" << to_string(loss_type()) << ", loss_weighting=" << to_string(loss_weighting())
+     << ", network_scaling=" << to_string(network_scaling()) << ", c_in=" << to_string(c_in())
+     << ", c_out=" << to_string(c_out()) << ", c_skip=" << to_string(c_skip()) << ", sigma_data=" << sigma_data()
+     << ")";
   return os.str();
 }
 
@@ -329,23 +401,23 @@ ScoreModel::ScoreModel(std::shared_ptr<const SDE> sde, Backbone backbone, ScoreM
 }
 
 Tensor ScoreModel::c_in(const Tensor& t) const {
-  if (options_.c_in() == "1") return torch::ones_like(t);
+  if (options_.c_in() == InputScaling::one) return torch::ones_like(t);
   const double sd = options_.sigma_data();
   return 1 / torch::sqrt(sde_->std(t).pow(2) + sd * sd);
 }
 
 Tensor ScoreModel::c_out(const Tensor& t) const {
-  const std::string& c = options_.c_out();
-  if (c == "1") return torch::ones_like(t);
+  const OutputScaling c = options_.c_out();
+  if (c == OutputScaling::one) return torch::ones_like(t);
   Tensor s = sde_->std(t);
-  if (c == "sigma") return s;
-  if (c == "1/sigma") return 1 / s;
+  if (c == OutputScaling::sigma) return s;
+  if (c == OutputScaling::inv_sigma) return 1 / s;
   const double sd = options_.sigma_data();
   return s * sd / torch::sqrt(sd * sd + s.pow(2));
 }
 
 Tensor ScoreModel::c_skip(const Tensor& t) const {
-  if (options_.c_skip() == "0") return torch::zeros_like(t);
+  if (options_.c_skip() == SkipScaling::zero) return torch::zeros_like(t);
   const double sd = options_.sigma_data();
   return sd * sd / (sde_->std(t).pow(2) + sd * sd);
 }
@@ -356,21 +428,21 @@ Tensor ScoreModel::forward(const Tensor& x, const Tensor& y, const Tensor& t) co
   TORCH_CHECK(t.size(0) == x.size(0), "sepmech::diffusion::ScoreModel::forward: t must have B = ", x.size(0),
               " entries, got ", t.size(0));
   Tensor out;
-  if (options_.backbone() == "ncsnpp") {
+  if (options_.backbone() == BackboneKind::ncsnpp) {
     out = -backbone_(x, y, t);
   } else {
     Tensor cin = b4(c_in(t));
     Tensor F = backbone_(cin * x, cin * y, t);
     TORCH_CHECK(F.defined() && F.sizes() == x.sizes(), "sepmech::diffusion::ScoreModel: backbone output must be ",
                 x.sizes(), ", got ", F.defined() ? c10::str(F.sizes()) : std::string("undefined"));
-    if (options_.network_scaling() == "1/sigma")
+    if (options_.network_scaling() == NetworkScaling::inv_sigma)
       F = F / b4(sde_->std(t));
-    else if (options_.network_scaling() == "1/t")
+    else if (options_.network_scaling() == NetworkScaling::inv_t)
       F = F / b4(t);
-    const std::string& lt = options_.loss_type();
-    if (lt == "score_matching" || lt == "data_prediction")
+    const LossType lt = options_.loss_type();
+    if (lt == LossType::score_matching || lt == LossType::data_prediction)
       out = b4(c_skip(t)) * x + b4(c_out(t)) * F;
-    else if (lt == "denoiser")
+    else if (lt == LossType::denoiser)
       out = (F - x) / b4(sde_->std(t)).pow(2);
     else  // v_prediction: the raw output is v̂
       out = F;
@@ -383,9 +455,9 @@ Tensor ScoreModel::forward(const Tensor& x, const Tensor& y, const Tensor& t) co
 
 Tensor ScoreModel::score(const Tensor& x, const Tensor& y, const Tensor& t) const {
   Tensor out = forward(x, y, t);
-  const std::string& lt = options_.loss_type();
-  if (lt == "data_prediction") return output_to_score(Parameterisation::kDataPrediction, *sde_, out, x, y, t);
-  if (lt == "v_prediction") return output_to_score(Parameterisation::kVelocity, *sde_, out, x, y, t);
+  const LossType lt = options_.loss_type();
+  if (lt == LossType::data_prediction) return output_to_score(Parameterisation::data_prediction, *sde_, out, x, y, t);
+  if (lt == LossType::v_prediction) return output_to_score(Parameterisation::velocity, *sde_, out, x, y, t);
   return out;  // score_matching and denoiser forwards already return a score
 }
 
@@ -397,29 +469,30 @@ Tensor ScoreModel::loss(const Tensor& out, const Tensor& x_t, const Tensor& z, c
                         const Tensor& x0, const Tensor& y) const {
   const int64_t B = out.size(0);
   auto reduce = [B](const Tensor& losses) { return torch::mean(0.5 * torch::sum(losses.reshape({B, -1}), -1)); };
-  const std::string& lt = options_.loss_type();
-  const std::string& w = options_.loss_weighting();
-  if (lt == "score_matching") {
+  const LossType lt = options_.loss_type();
+  const LossWeighting w = options_.loss_weighting();
+  if (lt == LossType::score_matching) {
     Tensor sigma = sde_->std(t);
-    if (w == "sigma^2" || w == "mse") return dsm_loss(out, z, sigma);
-    TORCH_CHECK(w == "mae", "sepmech::diffusion::ScoreModel: loss_weighting '", w,
+    if (w == LossWeighting::sigma_squared) return dsm_loss(out, z, sigma);
+    TORCH_CHECK(w == LossWeighting::mae, "sepmech::diffusion::ScoreModel: loss_weighting '", to_string(w),
                 "' is not defined for score_matching (use sigma^2 or mae)");
     return reduce(torch::abs(out * b4(sigma) + z));
   }
-  if (lt == "denoiser") {
+  if (lt == LossType::denoiser) {
     Tensor sigma = b4(sde_->std(t));
     Tensor denoised = out * sigma.pow(2) + x_t;
     Tensor losses = torch::square(torch::abs(denoised - mean));
-    if (w == "1") return reduce(losses);
-    if (w == "sigma^2") return reduce(losses * sigma.pow(2));
-    TORCH_CHECK(w == "edm", "sepmech::diffusion::ScoreModel: loss_weighting '", w, "' is not defined for denoiser");
+    if (w == LossWeighting::one) return reduce(losses);
+    if (w == LossWeighting::sigma_squared) return reduce(losses * sigma.pow(2));
+    TORCH_CHECK(w == LossWeighting::edm, "sepmech::diffusion::ScoreModel: loss_weighting '", to_string(w),
+                "' is not defined for denoiser (use 1, sigma^2 or edm)");
     // Reference broadcasting bug, reproduced: the [B,1,1,1] weight is indexed to 7 dims, so
     // every example's weight multiplies the whole batch: ½·mean_b(w_b)·Σ_all ℓ.
     const double sd = options_.sigma_data();
     Tensor wb = (sigma.pow(2) + sd * sd) / (sigma * sd).pow(2);
     return 0.5 * wb.mean() * losses.sum();
   }
-  if (lt == "v_prediction") {
+  if (lt == LossType::v_prediction) {
     TORCH_CHECK(y.defined(), "sepmech::diffusion::ScoreModel::loss: v_prediction needs y");
     Tensor target = velocity_target(*sde_, x0, y, z, t);
     return reduce(torch::square(torch::abs(out - target)));

@@ -1,6 +1,6 @@
 // Tests of the diffusion family: SDE identities and spec numbers, bad input, the noise source,
 // training step and losses, parameterisations (incl. v-prediction), every predictor/corrector
-// combination, the analytic laws of spec §6 and the spectrogram transform.
+// combination, the analytic laws of spec §6, the spectrogram transform and the option names.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,6 +10,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
+#include <stdexcept>
+#include <string>
 
 #include "diffusion/kernels.h"
 #include "diffusion/random.h"
@@ -123,13 +126,14 @@ TEST(DiffusionSDE, OuvpDiscretisationAlwaysUsesOneOverN) {
   EXPECT_NEAR(G[0].item<double>(), sde.diffusion(t)[0].item<double>() * std::sqrt(1.0 / 20), 1e-6);
   ScoreFn score = kOracle.score_fn(sde);
   NoiseSource a(gen(1)), b(gen(1));
-  auto r1 = predictor_step(PredictorType::kReverseDiffusion, sde, score, x, y, t, torch::tensor(0.3f), a);
-  auto r2 = predictor_step(PredictorType::kReverseDiffusion, sde, score, x, y, t, torch::tensor(0.05f), b);
+  auto r1 = predictor_step(PredictorType::reverse_diffusion, sde, score, x, y, t, torch::tensor(0.3f), a);
+  auto r2 = predictor_step(PredictorType::reverse_diffusion, sde, score, x, y, t, torch::tensor(0.05f), b);
   EXPECT_TRUE(torch::equal(r1.first, r2.first));
   OUVESDE ouve;
   NoiseSource c(gen(1)), d(gen(1));
-  auto r3 = predictor_step(PredictorType::kReverseDiffusion, ouve, kOracle.score_fn(ouve), x, y, t, torch::tensor(0.3f), c);
-  auto r4 = predictor_step(PredictorType::kReverseDiffusion, ouve, kOracle.score_fn(ouve), x, y, t, torch::tensor(0.05f), d);
+  const PredictorType rd = PredictorType::reverse_diffusion;
+  auto r3 = predictor_step(rd, ouve, kOracle.score_fn(ouve), x, y, t, torch::tensor(0.3f), c);
+  auto r4 = predictor_step(rd, ouve, kOracle.score_fn(ouve), x, y, t, torch::tensor(0.05f), d);
   EXPECT_FALSE(torch::equal(r3.first, r4.first));
 }
 
@@ -140,8 +144,95 @@ TEST(DiffusionSDE, InvalidParametersAreRejected) {
   expect_error([] { SBVESDE s(SBVESDEOptions().k(1.0)); }, "k must be > 1");
   expect_error([] { SBVESDE s(SBVESDEOptions().c(0)); }, "c must be > 0");
   expect_error([] { OUVPSDE s{OUVPSDEOptions()}; }, "beta_min");
-  expect_error([] { make_sde("vpsde", {}); }, "sde must be one of");
-  expect_error([] { make_sde("ouve", {{"sigma", 1.0}}); }, "unknown keyword");
+  expect_error([] { make_sde(SdeKind::ouve, {{"sigma", 1.0}}); }, "unknown keyword");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Option names: every choice is an enum with to_string / *_from_string
+// ---------------------------------------------------------------------------------------------
+namespace {
+// Every value of E (`all`) has a distinct name that parses back to it; a value outside the
+// enum prints as invalid; an unknown name throws c10::Error naming it and every valid name.
+template <typename E>
+void expect_names(std::initializer_list<E> all, E (*from_string)(const std::string&)) {
+  std::set<std::string> seen;
+  for (E v : all) {
+    const std::string name = to_string(v);
+    EXPECT_TRUE(seen.insert(name).second) << "duplicate name '" << name << "'";
+    EXPECT_TRUE(from_string(name) == v) << name;
+  }
+  EXPECT_EQ(to_string(static_cast<E>(99)).rfind("<invalid ", 0), 0u) << to_string(static_cast<E>(99));
+  try {
+    from_string("no_such_name");
+    ADD_FAILURE() << "expected c10::Error for 'no_such_name' (first name '" << *seen.begin() << "')";
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    EXPECT_NE(msg.find("'no_such_name'"), std::string::npos) << msg;
+    for (E v : all) EXPECT_NE(msg.find("'" + to_string(v) + "'"), std::string::npos) << msg;
+  }
+}
+}  // namespace
+
+TEST(DiffusionNames, EveryEnumRoundTripsAndUnknownNamesListTheValidOnes) {
+  expect_names({SdeKind::ouve, SdeKind::ouvp, SdeKind::sbve}, sde_kind_from_string);
+  expect_names({PredictorType::euler_maruyama, PredictorType::reverse_diffusion, PredictorType::none},
+               predictor_type_from_string);
+  expect_names({CorrectorType::langevin, CorrectorType::annealed_langevin, CorrectorType::none},
+               corrector_type_from_string);
+  expect_names({SBSamplerType::ode, SBSamplerType::sde}, sb_sampler_type_from_string);
+  expect_names({Parameterisation::score, Parameterisation::denoiser, Parameterisation::data_prediction,
+                Parameterisation::velocity},
+               parameterisation_from_string);
+  expect_names({BackboneKind::ncsnpp, BackboneKind::ncsnpp_v2}, backbone_kind_from_string);
+  expect_names({LossType::score_matching, LossType::denoiser, LossType::data_prediction, LossType::v_prediction},
+               loss_type_from_string);
+  expect_names({LossWeighting::sigma_squared, LossWeighting::mae, LossWeighting::one, LossWeighting::edm},
+               loss_weighting_from_string);
+  expect_names({NetworkScaling::none, NetworkScaling::inv_sigma, NetworkScaling::inv_t}, network_scaling_from_string);
+  expect_names({InputScaling::one, InputScaling::edm}, input_scaling_from_string);
+  expect_names({OutputScaling::one, OutputScaling::sigma, OutputScaling::inv_sigma, OutputScaling::edm},
+               output_scaling_from_string);
+  expect_names({SkipScaling::zero, SkipScaling::edm}, skip_scaling_from_string);
+  expect_names({SpecWindow::hann, SpecWindow::sqrt_hann}, spec_window_from_string);
+  expect_names({SpecTransform::exponent, SpecTransform::log, SpecTransform::none}, spec_transform_from_string);
+  expect_names({PadMode::zero_pad, PadMode::reflection, PadMode::replication}, pad_mode_from_string);
+}
+
+TEST(DiffusionNames, ReferenceSpellingsAndOlderAliases) {
+  // to_string gives the reference's spelling where it has one
+  EXPECT_EQ(to_string(CorrectorType::annealed_langevin), "ald");
+  EXPECT_EQ(to_string(LossWeighting::sigma_squared), "sigma^2");
+  EXPECT_EQ(to_string(LossWeighting::one), "1");
+  EXPECT_EQ(to_string(NetworkScaling::inv_sigma), "1/sigma");
+  EXPECT_EQ(to_string(NetworkScaling::inv_t), "1/t");
+  EXPECT_EQ(to_string(InputScaling::one), "1");
+  EXPECT_EQ(to_string(OutputScaling::inv_sigma), "1/sigma");
+  EXPECT_EQ(to_string(SkipScaling::zero), "0");
+  EXPECT_EQ(to_string(SpecWindow::sqrt_hann), "sqrthann");
+  EXPECT_EQ(OUVPSDE(OUVPSDEOptions().beta_min(0.1).beta_max(2)).name(), "ouvp");
+  // spellings accepted before the options became enums still parse
+  EXPECT_TRUE(sde_kind_from_string("ouvesde") == SdeKind::ouve);
+  EXPECT_TRUE(sde_kind_from_string("ouvpsde") == SdeKind::ouvp);
+  EXPECT_TRUE(sde_kind_from_string("sbvesde") == SdeKind::sbve);
+  EXPECT_TRUE(predictor_type_from_string("em") == PredictorType::euler_maruyama);
+  EXPECT_TRUE(predictor_type_from_string("rd") == PredictorType::reverse_diffusion);
+  EXPECT_TRUE(corrector_type_from_string("annealed_langevin") == CorrectorType::annealed_langevin);
+  EXPECT_TRUE(parameterisation_from_string("score_matching") == Parameterisation::score);
+  EXPECT_TRUE(parameterisation_from_string("v") == Parameterisation::velocity);
+  EXPECT_TRUE(parameterisation_from_string("v_prediction") == Parameterisation::velocity);
+  EXPECT_TRUE(loss_weighting_from_string("mse") == LossWeighting::sigma_squared);  // the legacy name
+  EXPECT_TRUE(network_scaling_from_string("") == NetworkScaling::none);
+  // names are case-sensitive, like the reference's
+  EXPECT_THROW(spec_window_from_string("Hann"), c10::Error);
+  // the error names the function and the option
+  try {
+    pad_mode_from_string("mirror");
+    ADD_FAILURE() << "expected c10::Error";
+  } catch (const c10::Error& e) {
+    EXPECT_STREQ(e.what_without_backtrace(),
+                 "sepmech::diffusion::pad_mode_from_string: mode must be one of 'zero_pad', 'reflection', "
+                 "'replication', got 'mirror'");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,11 +330,21 @@ TEST(DiffusionTraining, GradientsReachTheBackboneForEveryLoss) {
   };
   std::vector<Cfg> cfgs = {
       {sde, ScoreModelOptions()},
-      {sde, ScoreModelOptions().backbone("ncsnpp_v2").loss_type("denoiser").loss_weighting("sigma^2")},
-      {sde, ScoreModelOptions().backbone("ncsnpp_v2").loss_type("v_prediction")},
-      {sde, ScoreModelOptions().backbone("ncsnpp_v2").c_in("edm").c_out("edm").c_skip("edm")},
-      {sb, ScoreModelOptions().backbone("ncsnpp_v2").loss_type("data_prediction").num_frames(6).spec(
-               SpecOptions().n_fft(14).hop_length(4))},
+      {sde, ScoreModelOptions()
+                .backbone(BackboneKind::ncsnpp_v2)
+                .loss_type(LossType::denoiser)
+                .loss_weighting(LossWeighting::sigma_squared)},
+      {sde, ScoreModelOptions().backbone(BackboneKind::ncsnpp_v2).loss_type(LossType::v_prediction)},
+      {sde, ScoreModelOptions()
+                .backbone(BackboneKind::ncsnpp_v2)
+                .c_in(InputScaling::edm)
+                .c_out(OutputScaling::edm)
+                .c_skip(SkipScaling::edm)},
+      {sb, ScoreModelOptions()
+               .backbone(BackboneKind::ncsnpp_v2)
+               .loss_type(LossType::data_prediction)
+               .num_frames(6)
+               .spec(SpecOptions().n_fft(14).hop_length(4))},
   };
   for (auto& cfg : cfgs) {
     Tensor w = torch::tensor({c10::complex<float>(0.3f, 0.1f), c10::complex<float>(-0.2f, 0.f),
@@ -273,8 +374,12 @@ TEST(DiffusionTraining, DataPredictionL1TermOfASingleExampleIsDividedByTheLength
   Tensor t1 = torch::tensor({0.4f}), t2 = torch::tensor({0.4f, 0.4f});
   auto loss_of = [&](double l1_weight, int64_t B) {
     ScoreModel m(sb, [](const Tensor& x, const Tensor&, const Tensor&) { return x; },
-                 ScoreModelOptions().backbone("ncsnpp_v2").loss_type("data_prediction").l1_weight(l1_weight)
-                     .num_frames(frames).spec(SpecOptions().n_fft(14).hop_length(hop)));
+                 ScoreModelOptions()
+                     .backbone(BackboneKind::ncsnpp_v2)
+                     .loss_type(LossType::data_prediction)
+                     .l1_weight(l1_weight)
+                     .num_frames(frames)
+                     .spec(SpecOptions().n_fft(14).hop_length(hop)));
     Tensor a = B == 1 ? xh : torch::cat({xh, xh}), b = B == 1 ? x0 : torch::cat({x0, x0});
     return m.loss(a, a, a, B == 1 ? t1 : t2, a, b).item<double>();
   };
@@ -314,7 +419,11 @@ TORCH_MODULE(ToyDnn);
 
 TEST(DiffusionTraining, ModuleInterfaceExposesTheBackboneAndMatchesTheCallable) {
   auto sde = std::make_shared<OUVESDE>();
-  const auto o = ScoreModelOptions().backbone("ncsnpp_v2").c_in("edm").c_out("edm").c_skip("edm");
+  const auto o = ScoreModelOptions()
+                     .backbone(BackboneKind::ncsnpp_v2)
+                     .c_in(InputScaling::edm)
+                     .c_out(OutputScaling::edm)
+                     .c_skip(SkipScaling::edm);
   ScoreModelModule module(sde, ToyDnn(), o);
   auto named = module->named_parameters();
   ASSERT_EQ(named.size(), 1u);
@@ -354,7 +463,15 @@ TEST(DiffusionTraining, BadInputIsRejected) {
   expect_error([&] { dsm_step(sde, kOracle.score_fn(sde), x0, x0, n, 0.0); }, "t_eps");
   ScoreFn bad = [](const Tensor& x, const Tensor&, const Tensor&) { return x.narrow(3, 0, 2); };
   expect_error([&] { dsm_step(sde, bad, x0, x0, n); }, "score function must return");
-  expect_error([] { ScoreModelOptions().loss_type("l2").Validate(); }, "loss_type");
+  // a weighting the loss type does not define
+  expect_error(
+      [&] {
+        ScoreModel m(std::make_shared<OUVESDE>(), [](const Tensor& x, const Tensor&, const Tensor&) { return x; },
+                     ScoreModelOptions().loss_weighting(LossWeighting::edm));
+        NoiseSource k(gen(1));
+        m.step(x0, x0, k);
+      },
+      "not defined for score_matching");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,11 +486,11 @@ TEST(DiffusionParam, EveryParameterisationRoundTripsThroughTheScore) {
          s = crandn({3, 1, 5, 4}, 43).to(torch::kComplexDouble);
   Tensor t = torch::tensor({0.05f, 0.5f, 0.95f});
   for (const SDE* sde : {static_cast<const SDE*>(&ouve), static_cast<const SDE*>(&sbve)}) {
-    for (auto p : {Parameterisation::kScore, Parameterisation::kDenoiser, Parameterisation::kDataPrediction,
-                   Parameterisation::kVelocity}) {
+    for (auto p : {Parameterisation::score, Parameterisation::denoiser, Parameterisation::data_prediction,
+                   Parameterisation::velocity}) {
       Tensor out = score_to_output(p, *sde, s, x, y, t);
       Tensor back = output_to_score(p, *sde, out, x, y, t);
-      EXPECT_TRUE(torch::allclose(back, s, 1e-9, 1e-9)) << sde->name() << " " << int(p);
+      EXPECT_TRUE(torch::allclose(back, s, 1e-9, 1e-9)) << sde->name() << " " << to_string(p);
     }
   }
 }
@@ -388,10 +505,10 @@ TEST(DiffusionParam, VelocityOfTheConditionalScoreIsTheTarget) {
   Tensor sigma = sd.reshape({-1, 1, 1, 1});
   Tensor x_t = mean + sigma * z;
   Tensor s = -z / sigma;
-  EXPECT_TRUE(torch::allclose(score_to_output(Parameterisation::kVelocity, sde, s, x_t, y, t),
+  EXPECT_TRUE(torch::allclose(score_to_output(Parameterisation::velocity, sde, s, x_t, y, t),
                               velocity_target(sde, x0, y, z, t), 1e-4, 1e-5));
-  EXPECT_TRUE(torch::allclose(score_to_output(Parameterisation::kDataPrediction, sde, s, x_t, y, t), x0, 1e-4, 1e-5));
-  EXPECT_TRUE(torch::allclose(score_to_output(Parameterisation::kDenoiser, sde, s, x_t, y, t), mean, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(score_to_output(Parameterisation::data_prediction, sde, s, x_t, y, t), x0, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(score_to_output(Parameterisation::denoiser, sde, s, x_t, y, t), mean, 1e-4, 1e-5));
   // a² + b² = 1: v has unit variance when z and x0 − y are independent with unit variance.
   Tensor alpha = sde.alpha(t);
   Tensor a = alpha / torch::sqrt(alpha.pow(2) + sd.pow(2)), b = sd / torch::sqrt(alpha.pow(2) + sd.pow(2));
@@ -404,19 +521,19 @@ TEST(DiffusionParam, VelocityOfTheConditionalScoreIsTheTarget) {
 TEST(DiffusionSampler, EveryCombinationRunsWithCorrectNfe) {
   OUVESDE sde(OUVESDEOptions().N(4));
   Tensor y = crandn({2, 1, 8, 6}, 61);
-  for (const char* p : {"reverse_diffusion", "euler_maruyama", "none"})
-    for (const char* c : {"ald", "langevin", "none"})
+  for (PredictorType p : {PredictorType::reverse_diffusion, PredictorType::euler_maruyama, PredictorType::none})
+    for (CorrectorType c : {CorrectorType::annealed_langevin, CorrectorType::langevin, CorrectorType::none})
       for (int64_t k : {0, 1, 2})
         for (bool denoise : {true, false}) {
           PCSamplerOptions o;
           o.predictor(p).corrector(c).corrector_steps(k).denoise(denoise);
           NoiseSource n(gen(1));
           SampleResult r = pc_sample(sde, kOracle.score_fn(sde), y, n, o);
-          const int64_t nc = std::string(c) == "none" ? 0 : k;
+          const int64_t nc = c == CorrectorType::none ? 0 : k;
           EXPECT_EQ(r.nfe, 4 * (nc + 1)) << o.ToString();
           EXPECT_EQ(r.x.sizes(), y.sizes());
           EXPECT_TRUE(torch::isfinite(torch::view_as_real(r.x)).all().item<bool>()) << o.ToString();
-          const int64_t draws = 1 + 4 * (nc + (std::string(p) == "none" ? 0 : 1));
+          const int64_t draws = 1 + 4 * (nc + (p == PredictorType::none ? 0 : 1));
           EXPECT_EQ(n.normal_draws(), draws) << o.ToString();
         }
   NoiseSource n(gen(2));
@@ -429,11 +546,11 @@ TEST(DiffusionSampler, EveryCombinationRunsWithCorrectNfe) {
 TEST(DiffusionSampler, SamplerStepCountOverridesTheSdeN) {
   OUVESDE sde30(OUVESDEOptions().N(30)), sde5(OUVESDEOptions().N(5));
   Tensor y = crandn({2, 1, 4, 3}, 62);
-  for (const char* p : {"euler_maruyama", "reverse_diffusion"}) {
+  for (PredictorType p : {PredictorType::euler_maruyama, PredictorType::reverse_diffusion}) {
     NoiseSource a(gen(3)), b(gen(3));
     SampleResult r1 = pc_sample(sde30, kOracle.score_fn(sde30), y, a, PCSamplerOptions().predictor(p).N(5));
     SampleResult r2 = pc_sample(sde5, kOracle.score_fn(sde5), y, b, PCSamplerOptions().predictor(p));
-    EXPECT_TRUE(torch::equal(r1.x, r2.x)) << p;
+    EXPECT_TRUE(torch::equal(r1.x, r2.x)) << to_string(p);
   }
 }
 
@@ -479,30 +596,28 @@ TEST(DiffusionSampler, BadInputIsRejected) {
   expect_error([&] { pc_sample(sde, real, y, n); }, "complex64");
   expect_error([&] { pc_sample(sde, kOracle.score_fn(sde), y, n, PCSamplerOptions().eps(0)); }, "eps");
   expect_error([&] { pc_sample(sde, kOracle.score_fn(sde), y, n, PCSamplerOptions().snr(-1)); }, "snr");
-  expect_error([&] { pc_sample(sde, kOracle.score_fn(sde), y, n, PCSamplerOptions().predictor("ddim")); },
-               "predictor");
   expect_error([&] { pc_sample(sde, kOracle.score_fn(sde), torch::view_as_real(y), n); }, "complex64");
   Tensor x = crandn({1, 1, 4, 5}, 2);
   expect_error(
       [&] {
-        predictor_step(PredictorType::kReverseDiffusion, sde, kOracle.score_fn(sde), x, y, torch::tensor({0.5f}),
+        predictor_step(PredictorType::reverse_diffusion, sde, kOracle.score_fn(sde), x, y, torch::tensor({0.5f}),
                        torch::tensor(0.1f), n);
       },
       "y must have the shape of x");
   expect_error(
       [&] {
-        predictor_step(PredictorType::kReverseDiffusion, sde, kOracle.score_fn(sde), y, y, torch::tensor({1.5f}),
+        predictor_step(PredictorType::reverse_diffusion, sde, kOracle.score_fn(sde), y, y, torch::tensor({1.5f}),
                        torch::tensor(0.1f), n);
       },
       "t must lie in (0, 1]");
   expect_error(
       [&] {
-        corrector_step(CorrectorType::kAnnealedLangevin, sde, kOracle.score_fn(sde), y, y, torch::tensor({0.0f}), 0.5,
+        corrector_step(CorrectorType::annealed_langevin, sde, kOracle.score_fn(sde), y, y, torch::tensor({0.0f}), 0.5,
                        1, n);
       },
       "t must lie in (0, 1]");
   ScoreFn zero = [](const Tensor& x, const Tensor&, const Tensor&) { return torch::zeros_like(x); };
-  expect_error([&] { corrector_step(CorrectorType::kLangevin, sde, zero, y, y, torch::tensor({0.5f}), 0.5, 1, n); },
+  expect_error([&] { corrector_step(CorrectorType::langevin, sde, zero, y, y, torch::tensor({0.5f}), 0.5, 1, n); },
                "identically zero");
   // NaN inputs are named as such, not blamed on the score function.
   Tensor y_nan = y.clone();
@@ -512,7 +627,7 @@ TEST(DiffusionSampler, BadInputIsRejected) {
                "y contains NaN");
   expect_error(
       [&] {
-        predictor_step(PredictorType::kNone, sde, kOracle.score_fn(sde), y_nan, y, torch::tensor({0.5f}),
+        predictor_step(PredictorType::none, sde, kOracle.score_fn(sde), y_nan, y, torch::tensor({0.5f}),
                        torch::tensor(0.1f), n);
       },
       "x contains NaN");
@@ -521,17 +636,20 @@ TEST(DiffusionSampler, BadInputIsRejected) {
 TEST(DiffusionAnalytic, AffineRecursionReproducesSpecTable) {
   struct Row {
     int64_t N;
-    const char* corr;
+    CorrectorType corr;
     double A, B, V;
   };
-  for (Row r : {Row{5, "ald", 0.8811, 0.1189, 0.1685}, Row{30, "ald", 0.9831, 0.0169, 0.1974},
-                Row{50, "ald", 0.9905, 0.0095, 0.2004}, Row{30, "none", 0.9302, 0.0698, 0.1896},
-                Row{1000, "none", 0.9371, 0.0629, 0.1981}}) {
+  const CorrectorType ald = CorrectorType::annealed_langevin, none = CorrectorType::none;
+  for (Row r : {Row{5, ald, 0.8811, 0.1189, 0.1685}, Row{30, ald, 0.9831, 0.0169, 0.1974},
+                Row{50, ald, 0.9905, 0.0095, 0.2004}, Row{30, none, 0.9302, 0.0698, 0.1896},
+                Row{1000, none, 0.9371, 0.0629, 0.1981}}) {
     AffineLaw L = pc_affine_law(OUVESDEOptions(), r.N, r.corr, 1, 0.5, 0.03, 0.2);
-    EXPECT_NEAR(L.A, r.A, 6e-5) << r.N << r.corr;
-    EXPECT_NEAR(L.B, r.B, 6e-5) << r.N << r.corr;
-    EXPECT_NEAR(L.V_mean, r.V, 6e-5) << r.N << r.corr;  // the table lists the variance of x̄ (denoise)
+    EXPECT_NEAR(L.A, r.A, 6e-5) << r.N << to_string(r.corr);
+    EXPECT_NEAR(L.B, r.B, 6e-5) << r.N << to_string(r.corr);
+    EXPECT_NEAR(L.V_mean, r.V, 6e-5) << r.N << to_string(r.corr);  // the table lists the variance of x̄ (denoise)
   }
+  expect_error([] { pc_affine_law(OUVESDEOptions(), 5, CorrectorType::langevin, 1, 0.5, 0.03, 0.2); },
+               "corrector must be ald or none");
 }
 
 TEST(DiffusionAnalytic, PCSamplerOutputLawMatchesAffineRecursion) {
@@ -542,7 +660,7 @@ TEST(DiffusionAnalytic, PCSamplerOutputLawMatchesAffineRecursion) {
   const c10::complex<double> y0(0.3, -0.2);
   Tensor y = torch::full({1, 1, 256, 256}, c10::complex<float>(y0), torch::kComplexFloat);
   for (bool denoise : {false, true}) {
-    for (const char* corr : {"ald", "none"}) {
+    for (CorrectorType corr : {CorrectorType::annealed_langevin, CorrectorType::none}) {
       NoiseSource noise(gen(denoise ? 100 : 200));
       SampleResult r =
           pc_sample(sde, kOracle.score_fn(sde), y, noise, PCSamplerOptions().corrector(corr).denoise(denoise));
@@ -554,9 +672,9 @@ TEST(DiffusionAnalytic, PCSamplerOutputLawMatchesAffineRecursion) {
       const double var = (x - mean).abs().pow(2).mean().item<double>();
       const auto mc = mean.item<c10::complex<double>>();
       const double se = std::sqrt(V / 2 / n);  // per real component
-      EXPECT_NEAR(mc.real(), m.real(), 5 * se) << corr << " denoise " << denoise;
-      EXPECT_NEAR(mc.imag(), m.imag(), 5 * se) << corr << " denoise " << denoise;
-      EXPECT_NEAR(var, V, 5 * V / std::sqrt(double(n))) << corr << " denoise " << denoise;
+      EXPECT_NEAR(mc.real(), m.real(), 5 * se) << to_string(corr) << " denoise " << denoise;
+      EXPECT_NEAR(mc.imag(), m.imag(), 5 * se) << to_string(corr) << " denoise " << denoise;
+      EXPECT_NEAR(var, V, 5 * V / std::sqrt(double(n))) << to_string(corr) << " denoise " << denoise;
     }
   }
 }
@@ -582,7 +700,7 @@ TEST(DiffusionAnalytic, SbOdeWithPointMassOracleEndsAtThePoint) {
   EXPECT_EQ(r.nfe, 50);
   EXPECT_LT((r.x - c).abs().max().item<double>(), 2e-3);
   NoiseSource m(gen(0));
-  SampleResult s = sb_sample(sde, model, y, m, SBSamplerOptions().sampler_type("sde"));
+  SampleResult s = sb_sample(sde, model, y, m, SBSamplerOptions().sampler_type(SBSamplerType::sde));
   EXPECT_LT((s.x - c).abs().max().item<double>(), 2e-3);  // x̂ ≡ c: the last step has w_p ≈ 0
 }
 
@@ -591,10 +709,10 @@ TEST(DiffusionAnalytic, SbOdeWithPointMassOracleEndsAtThePoint) {
 // ---------------------------------------------------------------------------------------------
 TEST(DiffusionSpec, TransformsRoundTrip) {
   Tensor X = crandn({1, 257, 9}, 101) * 3.0;
-  for (const char* type : {"exponent", "log", "none"})
+  for (SpecTransform type : {SpecTransform::exponent, SpecTransform::log, SpecTransform::none})
     for (double e : {0.5, 1.0}) {
       SpecOptions o = SpecOptions().transform_type(type).spec_abs_exponent(e);
-      EXPECT_TRUE(torch::allclose(spec_back(spec_fwd(X, o), o), X, 1e-4, 1e-5)) << type << " " << e;
+      EXPECT_TRUE(torch::allclose(spec_back(spec_fwd(X, o), o), X, 1e-4, 1e-5)) << to_string(type) << " " << e;
     }
   SpecOptions o;
   Tensor wav = torch::randn({2, 4000}, gen(3));
@@ -605,17 +723,18 @@ TEST(DiffusionSpec, TransformsRoundTrip) {
 
 TEST(DiffusionSpec, PadSpec) {
   Tensor Y = crandn({1, 1, 4, 37}, 111);
-  Tensor z = pad_spec(Y, "zero_pad");
+  Tensor z = pad_spec(Y, PadMode::zero_pad);
   EXPECT_EQ(z.size(3), 64);
   EXPECT_TRUE(torch::equal(z.narrow(3, 0, 37), Y));
   EXPECT_EQ(z.narrow(3, 37, 27).abs().max().item<float>(), 0.0f);
-  Tensor r = pad_spec(Y, "reflection");
+  Tensor r = pad_spec(Y, PadMode::reflection);
   EXPECT_TRUE(torch::equal(r.select(3, 37), Y.select(3, 35)));
   EXPECT_TRUE(torch::equal(r.select(3, 63), Y.select(3, 9)));
   Tensor short_y = crandn({1, 1, 4, 20}, 112);
-  expect_error([&] { pad_spec(short_y, "reflection"); }, "smaller than the number of frames");
+  expect_error([&] { pad_spec(short_y, PadMode::reflection); }, "smaller than the number of frames");
   EXPECT_EQ(pad_spec(crandn({1, 1, 2, 128}, 113)).size(3), 128);
-  expect_error([&] { pad_spec(Y, "mirror"); }, "mode must be");
+  Tensor rep = pad_spec(Y, PadMode::replication);
+  EXPECT_TRUE(torch::equal(rep.select(3, 63), Y.select(3, 36)));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <c10/util/complex.h>
 #include <torch/torch.h>
 
+#include "sepmech/diffusion/sampling.h"
 #include "sepmech/diffusion/sde.h"
 
 namespace sepmech::diffusion {
@@ -33,9 +34,10 @@ struct AffineLaw {
   double A = 0, B = 1, V = 0, V_mean = 0;
 };
 /// Runs the affine recursion of spec §6.3 in double precision for the OUVE PC sampler with the
-/// reverse-diffusion predictor and corrector "ald" or "none" (n corrector steps, snr r), grid
-/// linspace(1, eps, N) with the grid Δ rule (legacy_step: Δ = 1/N).
-AffineLaw pc_affine_law(const OUVESDEOptions& sde, int64_t N, const std::string& corrector, int64_t corrector_steps,
+/// reverse-diffusion predictor and the annealed Langevin corrector ("ald") or none (n corrector
+/// steps, snr r), grid linspace(1, eps, N) with the grid Δ rule (legacy_step: Δ = 1/N). The Langevin
+/// corrector (its step size depends on the state) is not affine and throws.
+AffineLaw pc_affine_law(const OUVESDEOptions& sde, int64_t N, CorrectorType corrector, int64_t corrector_steps,
                         double snr, double eps, double s0sq, bool legacy_step = false);
 
 /// Closed-form probability-flow ODE solution (spec §6.4): x_eps = m_eps + √(v_eps/v_1)(x_T − m_1).

@@ -14,10 +14,39 @@
 
 namespace sepmech::diffusion {
 
-enum class PredictorType { kEulerMaruyama, kReverseDiffusion, kNone };
-enum class CorrectorType { kLangevin, kAnnealedLangevin, kNone };
-PredictorType parse_predictor(const std::string& name);  ///< euler_maruyama | reverse_diffusion | none
-CorrectorType parse_corrector(const std::string& name);  ///< langevin | ald | none
+/// The predictors of the PC sampler (the reference's registry names).
+enum class PredictorType {
+  euler_maruyama,     ///< Euler–Maruyama, dt = −1/N
+  reverse_diffusion,  ///< reverse diffusion x̄ = x − (fΔ − G²s), x = x̄ + Gz
+  none,               ///< no predictor step
+};
+/// "euler_maruyama", "reverse_diffusion" or "none".
+std::string to_string(PredictorType type);
+/// Parses euler_maruyama / reverse_diffusion / none (also em / rd); throws c10::Error
+/// listing the valid names otherwise.
+PredictorType predictor_type_from_string(const std::string& name);
+
+/// The correctors of the PC sampler.
+enum class CorrectorType {
+  langevin,           ///< Langevin dynamics, step 2(r‖z‖/‖s‖)² ("langevin")
+  annealed_langevin,  ///< annealed Langevin dynamics, step 2(rσ_t)² ("ald")
+  none,               ///< no corrector step
+};
+/// The reference's name: "langevin", "ald" or "none".
+std::string to_string(CorrectorType type);
+/// Parses langevin / ald / none (also annealed_langevin); throws c10::Error listing the
+/// valid names otherwise.
+CorrectorType corrector_type_from_string(const std::string& name);
+
+/// The two Schrödinger-bridge samplers.
+enum class SBSamplerType {
+  ode,  ///< the probability-flow ODE sampler
+  sde,  ///< the stochastic sampler
+};
+/// "ode" or "sde".
+std::string to_string(SBSamplerType type);
+/// Parses ode / sde; throws c10::Error listing the valid names otherwise.
+SBSamplerType sb_sampler_type_from_string(const std::string& name);
 
 /// Called after step `step` (0-based) of `total` (−1 when unknown in advance: the adaptive ODE solver).
 using ProgressFn = std::function<void(int64_t step, int64_t total)>;
@@ -31,15 +60,15 @@ using StepResult = std::pair<torch::Tensor, torch::Tensor>;
 StepResult predictor_step(PredictorType type, const SDE& sde, const ScoreFn& score, const torch::Tensor& x, const torch::Tensor& y,
                           const torch::Tensor& t, const torch::Tensor& stepsize, NoiseSource& noise);
 /// n_steps corrector iterations at t [B] (each: one score evaluation, one draw). n_steps = 0 or
-/// kNone returns (x, x).
+/// CorrectorType::none returns (x, x).
 StepResult corrector_step(CorrectorType type, const SDE& sde, const ScoreFn& score, const torch::Tensor& x,
                           const torch::Tensor& y, const torch::Tensor& t, double snr, int64_t n_steps, NoiseSource& noise);
 
 struct PCSamplerOptions {
-  /// "reverse_diffusion", "euler_maruyama" or "none"
-  TORCH_ARG(std::string, predictor) = "reverse_diffusion";
-  /// "ald", "langevin" or "none"
-  TORCH_ARG(std::string, corrector) = "ald";
+  /// the predictor (the reference's default: reverse diffusion)
+  TORCH_ARG(PredictorType, predictor) = PredictorType::reverse_diffusion;
+  /// the corrector (the reference's default: annealed Langevin, "ald")
+  TORCH_ARG(CorrectorType, corrector) = CorrectorType::annealed_langevin;
   /// corrector signal-to-noise ratio r (enhance()/enhancement.py use 0.5)
   TORCH_ARG(double, snr) = 0.5;
   /// corrector iterations per step
@@ -102,8 +131,8 @@ SampleResult ode_sample(const SDE& sde, const ScoreFn& score, const torch::Tenso
 using DataPredictionFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t)>;
 
 struct SBSamplerOptions {
-  /// "ode" or "sde"
-  TORCH_ARG(std::string, sampler_type) = "ode";
+  /// the ODE or the SDE sampler
+  TORCH_ARG(SBSamplerType, sampler_type) = SBSamplerType::ode;
   /// final time of linspace(T, eps, N + 1)
   TORCH_ARG(double, eps) = 1e-4;
   /// number of steps; 0 means sde.N()

@@ -50,7 +50,17 @@ class NoiseSource {
   int64_t n_normal_ = 0, n_uniform_ = 0;
 };
 
-enum class SdeKind { kOUVE, kOUVP, kSBVE };
+/// The forward SDEs of the family.
+enum class SdeKind {
+  ouve,  ///< Ornstein–Uhlenbeck with variance-exploding diffusion (SGMSE, SGMSE+): `OUVESDE`
+  ouvp,  ///< storm's Ornstein–Uhlenbeck variance-preserving SDE: `OUVPSDE`
+  sbve,  ///< Schrödinger bridge with the VE schedule: `SBVESDE`
+};
+/// "ouve", "ouvp" or "sbve" (the reference's names).
+std::string to_string(SdeKind kind);
+/// Parses ouve / ouvp / sbve (also the class names ouvesde / ouvpsde / sbvesde); throws
+/// c10::Error listing the valid names otherwise.
+SdeKind sde_kind_from_string(const std::string& name);
 
 struct OUVESDEOptions {
   /// stiffness θ of the drift θ(y − x)
@@ -108,7 +118,8 @@ class SDE {
  public:
   virtual ~SDE() = default;
   virtual SdeKind kind() const = 0;
-  virtual std::string name() const = 0;
+  /// to_string(kind()).
+  std::string name() const { return to_string(kind()); }
   double T() const { return 1.0; }
   virtual int64_t N() const = 0;
 
@@ -169,8 +180,7 @@ class ReverseSDE {
 class OUVESDE : public SDE {
  public:
   explicit OUVESDE(OUVESDEOptions options = {});
-  SdeKind kind() const override { return SdeKind::kOUVE; }
-  std::string name() const override { return "ouve"; }
+  SdeKind kind() const override { return SdeKind::ouve; }
   int64_t N() const override { return options.N(); }
   torch::Tensor drift_rate(const torch::Tensor& t) const override;
   torch::Tensor diffusion(const torch::Tensor& t) const override;
@@ -188,8 +198,7 @@ class OUVESDE : public SDE {
 class OUVPSDE : public SDE {
  public:
   explicit OUVPSDE(OUVPSDEOptions options);
-  SdeKind kind() const override { return SdeKind::kOUVP; }
-  std::string name() const override { return "ouvp"; }
+  SdeKind kind() const override { return SdeKind::ouvp; }
   int64_t N() const override { return options.N(); }
   torch::Tensor beta(const torch::Tensor& t) const;
   torch::Tensor drift_rate(const torch::Tensor& t) const override;
@@ -208,8 +217,7 @@ class OUVPSDE : public SDE {
 class SBVESDE : public SDE {
  public:
   explicit SBVESDE(SBVESDEOptions options = {});
-  SdeKind kind() const override { return SdeKind::kSBVE; }
-  std::string name() const override { return "sbve"; }
+  SdeKind kind() const override { return SdeKind::sbve; }
   int64_t N() const override { return options.N(); }
   torch::Tensor drift_rate(const torch::Tensor& t) const override;
   torch::Tensor diffusion(const torch::Tensor& t) const override;
@@ -224,8 +232,9 @@ class SBVESDE : public SDE {
   SBVESDEOptions options;
 };
 
-/// Builds an SDE from the reference's name ("ouve"/"ouvesde", "ouvp"/"ouvpsde", "sbve"/"sbvesde")
-/// and its keyword arguments as JSON-like key/value doubles.
-std::shared_ptr<SDE> make_sde(const std::string& name, const std::map<std::string, double>& kwargs);
+/// Builds an SDE of `kind` from the reference's keyword arguments as key/value doubles (theta,
+/// sigma_min, sigma_max, N; beta_min, beta_max, stiffness, N; k, c, eps, N); an unknown key throws.
+/// From a name: make_sde(sde_kind_from_string(name), kwargs).
+std::shared_ptr<SDE> make_sde(SdeKind kind, const std::map<std::string, double>& kwargs);
 
 }  // namespace sepmech::diffusion

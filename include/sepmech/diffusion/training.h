@@ -13,18 +13,22 @@
 
 namespace sepmech::diffusion {
 
-/// A backbone: (x, y, t) → complex [B, 1, F, T]. For the "ncsnpp" convention it gets (x_t, y, t)
-/// and its output is minus the score; for "ncsnpp_v2" it gets (c_in x_t, c_in y, t).
+/// A backbone: (x, y, t) → complex [B, 1, F, T]. For the BackboneKind::ncsnpp convention it gets
+/// (x_t, y, t) and its output is minus the score; for ncsnpp_v2 it gets (c_in x_t, c_in y, t).
 using Backbone = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t)>;
 
 /// What a network output means.
 enum class Parameterisation {
-  kScore,           ///< s ≈ ∇ log p_t(x_t | y) (target −z/σ)
-  kDenoiser,        ///< D ≈ μ_t = E[mean of the path | x_t] (Tweedie: s = (D − x_t)/σ²)
-  kDataPrediction,  ///< x̂ ≈ E[x0 | x_t]
-  kVelocity,        ///< v ≈ a·z − b·(x0 − y), a = α/√(α²+σ²), b = σ/√(α²+σ²)
+  score,            ///< s ≈ ∇ log p_t(x_t | y) (target −z/σ)
+  denoiser,         ///< D ≈ μ_t = E[mean of the path | x_t] (Tweedie: s = (D − x_t)/σ²)
+  data_prediction,  ///< x̂ ≈ E[x0 | x_t]
+  velocity,         ///< v ≈ a·z − b·(x0 − y), a = α/√(α²+σ²), b = σ/√(α²+σ²)
 };
-Parameterisation parse_parameterisation(const std::string& name);  ///< score|denoiser|data_prediction|v
+/// "score", "denoiser", "data_prediction" or "velocity".
+std::string to_string(Parameterisation p);
+/// Parses score / denoiser / data_prediction / velocity (also score_matching, v, v_prediction);
+/// throws c10::Error listing the valid names otherwise.
+Parameterisation parameterisation_from_string(const std::string& name);
 
 /// Converts a network output under `p` at (x_t, y, t) to the score (exact for the Gaussian path
 /// x_t = w_x x0 + w_y y + σ z of `sde`, w_x = α).
@@ -49,24 +53,106 @@ TrainStep dsm_step(const SDE& sde, const ScoreFn& score, const torch::Tensor& x0
 /// DSM loss mean_b ½ Σ |s σ_b + z|² in one fused pass (autograd-aware in `score`).
 torch::Tensor dsm_loss(const torch::Tensor& score, const torch::Tensor& z, const torch::Tensor& std);
 
+// The choices of sgmse's ScoreModel (spec §3). Each c_in / c_out / c_skip / network_scaling value
+// names one formula of σ = std(t), σ_d = sigma_data and t, not a free number: to_string gives the
+// reference's spelling ("1", "1/sigma", "sigma^2", ...), the enum value a lower snake_case word.
+
+/// How ScoreModel calls its backbone (the reference's backbone names).
+enum class BackboneKind {
+  ncsnpp,     ///< forward = −backbone(x_t, y, t) (ncsnpp, ncsnpp_48k, dcunet)
+  ncsnpp_v2,  ///< backbone(c_in x_t, c_in y, t) with network_scaling, c_skip and c_out
+};
+/// "ncsnpp" or "ncsnpp_v2".
+std::string to_string(BackboneKind kind);
+/// Parses ncsnpp / ncsnpp_v2; throws c10::Error listing the valid names otherwise.
+BackboneKind backbone_kind_from_string(const std::string& name);
+
+/// What ScoreModel is trained to output, and its loss.
+enum class LossType {
+  score_matching,   ///< the score, denoising score matching
+  denoiser,         ///< a denoiser D of μ_t (forward still returns the score)
+  data_prediction,  ///< x̂ of x0 (Schrödinger bridge), time-frequency MSE + time-domain L1
+  v_prediction,     ///< the velocity v (sepmech's; see docs/diffusion.md §3)
+};
+/// "score_matching", "denoiser", "data_prediction" or "v_prediction".
+std::string to_string(LossType type);
+/// Parses the names of to_string; throws c10::Error listing them otherwise.
+LossType loss_type_from_string(const std::string& name);
+
+/// The weighting of the loss over t.
+enum class LossWeighting {
+  sigma_squared,  ///< "sigma^2": |sσ + z|² (score matching, the SGMSE+ default), ℓσ² (denoiser)
+  mae,            ///< "mae": |sσ + z| (score matching only; legacy)
+  one,            ///< "1": ℓ unweighted (denoiser only)
+  edm,            ///< "edm": (σ² + σ_d²)/(σσ_d)² (denoiser only; the reference's batch bug reproduced)
+};
+/// The reference's name: "sigma^2", "mae", "1" or "edm".
+std::string to_string(LossWeighting weighting);
+/// Parses sigma^2 / mae / 1 / edm (also the legacy "mse" for sigma^2); throws
+/// c10::Error listing the valid names otherwise.
+LossWeighting loss_weighting_from_string(const std::string& name);
+
+/// What the ncsnpp_v2 backbone output F is divided by.
+enum class NetworkScaling {
+  none,       ///< nothing (the reference's None)
+  inv_sigma,  ///< "1/sigma": F/σ
+  inv_t,      ///< "1/t": F/t
+};
+/// "none", "1/sigma" or "1/t".
+std::string to_string(NetworkScaling scaling);
+/// Parses none / 1/sigma / 1/t (also "" for none); throws c10::Error listing the valid
+/// names otherwise.
+NetworkScaling network_scaling_from_string(const std::string& name);
+
+/// c_in: the scale of the ncsnpp_v2 backbone's inputs.
+enum class InputScaling {
+  one,  ///< "1": 1
+  edm,  ///< "edm": 1/√(σ² + σ_d²)
+};
+/// The reference's name: "1" or "edm".
+std::string to_string(InputScaling scaling);
+/// Parses 1 / edm; throws c10::Error listing the valid names otherwise.
+InputScaling input_scaling_from_string(const std::string& name);
+
+/// c_out: the scale of the ncsnpp_v2 backbone's output.
+enum class OutputScaling {
+  one,        ///< "1": 1
+  sigma,      ///< "sigma": σ
+  inv_sigma,  ///< "1/sigma": 1/σ
+  edm,        ///< "edm": σσ_d/√(σ_d² + σ²)
+};
+/// The reference's name: "1", "sigma", "1/sigma" or "edm".
+std::string to_string(OutputScaling scaling);
+/// Parses 1 / sigma / 1/sigma / edm; throws c10::Error listing the valid names otherwise.
+OutputScaling output_scaling_from_string(const std::string& name);
+
+/// c_skip: the weight of the skip connection x_t.
+enum class SkipScaling {
+  zero,  ///< "0": no skip connection
+  edm,   ///< "edm": σ_d²/(σ² + σ_d²)
+};
+/// The reference's name: "0" or "edm".
+std::string to_string(SkipScaling scaling);
+/// Parses 0 / edm; throws c10::Error listing the valid names otherwise.
+SkipScaling skip_scaling_from_string(const std::string& name);
+
 struct ScoreModelOptions {
-  /// "ncsnpp" (forward = −backbone(x_t, y, t), read as the loss type's quantity) or "ncsnpp_v2"
-  /// (backbone(c_in x_t, c_in y, t) with scalings)
-  TORCH_ARG(std::string, backbone) = "ncsnpp";
+  /// the backbone's calling convention
+  TORCH_ARG(BackboneKind, backbone) = BackboneKind::ncsnpp;
   /// lower end of the training time interval [t_eps, T]; also the samplers' eps
   TORCH_ARG(double, t_eps) = 0.03;
-  /// "score_matching", "denoiser", "data_prediction" or "v_prediction"
-  TORCH_ARG(std::string, loss_type) = "score_matching";
-  /// "sigma^2" (legacy "mse"), "mae", "1" or "edm" (as in the reference, incl. its edm batch bug)
-  TORCH_ARG(std::string, loss_weighting) = "sigma^2";
-  /// "" (none), "1/sigma" or "1/t": divides the v2 backbone output
-  TORCH_ARG(std::string, network_scaling) = "";
-  /// "1" or "edm" (1/√(σ² + σ_d²))
-  TORCH_ARG(std::string, c_in) = "1";
-  /// "1", "sigma", "1/sigma" or "edm" (σσ_d/√(σ_d² + σ²))
-  TORCH_ARG(std::string, c_out) = "1";
-  /// "0" or "edm" (σ_d²/(σ² + σ_d²))
-  TORCH_ARG(std::string, c_skip) = "0";
+  /// what the model outputs and how it is trained
+  TORCH_ARG(LossType, loss_type) = LossType::score_matching;
+  /// the loss weighting (as in the reference, incl. its edm batch bug)
+  TORCH_ARG(LossWeighting, loss_weighting) = LossWeighting::sigma_squared;
+  /// what the ncsnpp_v2 backbone output is divided by
+  TORCH_ARG(NetworkScaling, network_scaling) = NetworkScaling::none;
+  /// c_in (ncsnpp_v2)
+  TORCH_ARG(InputScaling, c_in) = InputScaling::one;
+  /// c_out (ncsnpp_v2, score_matching and data_prediction)
+  TORCH_ARG(OutputScaling, c_out) = OutputScaling::one;
+  /// c_skip (ncsnpp_v2, score_matching and data_prediction)
+  TORCH_ARG(SkipScaling, c_skip) = SkipScaling::zero;
   /// σ_d of the EDM scalings
   TORCH_ARG(double, sigma_data) = 0.1;
   /// weight of the time-domain L1 term of the data-prediction loss
@@ -84,7 +170,7 @@ struct ScoreModelOptions {
 class ScoreModel {
  public:
   ScoreModel(std::shared_ptr<const SDE> sde, Backbone backbone, ScoreModelOptions options = {});
-  /// The reference's forward: score (score_matching, denoiser), x̂ (data_prediction) or v̂.
+  /// The reference's forward: score (score_matching, denoiser), x̂ (data_prediction) or v̂ (v_prediction).
   torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& y, const torch::Tensor& t) const;
   /// The score implied by forward() (exact conversion for data_prediction and v_prediction).
   torch::Tensor score(const torch::Tensor& x_t, const torch::Tensor& y, const torch::Tensor& t) const;
