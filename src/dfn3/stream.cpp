@@ -150,6 +150,8 @@ Tensor DeepFilterNet3StreamImpl::step(const Tensor& x_in, State& state, DeepFilt
   TORCH_CHECK(x_in.size(0) == B, "sepmech::DeepFilterNet3Stream::step: x has ", x_in.size(0),
               " streams but the state holds ", B);
   torch::NoGradGuard no_grad;
+  // The shared network is used, not modified: its forward methods are simply not const.
+  const std::shared_ptr<DeepFilterNet3Impl> model = net.ptr();
   const Tensor x = x_in.contiguous();
   const double A = std::abs(options.atten_lim_db());
 
@@ -193,7 +195,7 @@ Tensor DeepFilterNet3StreamImpl::step(const Tensor& x_in, State& state, DeepFilt
   const Tensor spec_window = push(state.spec_window, feat_spec.permute({0, 2, 1}).unsqueeze(2), 2);
 
   // Encoder on the newest frame.
-  const dfn3::EncoderOutput e = net->enc->step(erb_window, spec_window, state.enc_h);
+  const dfn3::EncoderOutput e = model->enc->step(erb_window, spec_window, state.enc_h);
   const Tensor lsnr = e.lsnr.reshape({B});
 
   // Stage decisions (§7.1.5).
@@ -211,14 +213,14 @@ Tensor DeepFilterNet3StreamImpl::step(const Tensor& x_in, State& state, DeepFilt
   // ERB gains on frame t - L (all bins).
   const int64_t target = o.df_order() - 1 - o.df_lookahead();
   const Tensor Xd = noisy.select(1, target);  // [B, F]
-  auto [m, erb_dec_h] = net->erb_dec->forward(e.emb, e.e3, e.e2, e.e1, e.e0, state.erb_dec_h);
+  auto [m, erb_dec_h] = model->erb_dec->forward(e.emb, e.e3, e.e2, e.e1, e.e0, state.erb_dec_h);
   const Tensor G = torch::matmul(m.reshape({B, o.nb_erb()}), net->mask->erb_inv_fb);  // [B, F]
   Tensor Y = pick(gains, Xd * G, Xd, 0);
   Y = pick(zero_gains, torch::zeros_like(Y), Y, 0);
 
   // Deep filter of the low bins over X_{t-N+1..t}.
   const Tensor c0_window = push(state.c0_window, e.c0, 2);
-  auto [coefs, df_dec_h] = net->df_dec->step(e.emb, c0_window, state.df_dec_h);  // [B, 1, nb_df, 2N]
+  auto [coefs, df_dec_h] = model->df_dec->step(e.emb, c0_window, state.df_dec_h);  // [B, 1, nb_df, 2N]
   const Tensor Hc = torch::view_as_complex(coefs.reshape({B, nb_df, o.df_order(), 2}).contiguous()).permute({0, 2, 1});
   const Tensor Ydf = (noisy.narrow(2, 0, nb_df) * Hc).sum(1);  // [B, nb_df]
   Y = torch::cat({pick(df, Ydf, Y.narrow(1, 0, nb_df), 0), Y.narrow(1, nb_df, Fq - nb_df)}, 1);
