@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <limits>
+#include <memory>
 #include <mutex>
 
 #include "kernels/shape.h"
@@ -67,6 +68,62 @@ std::vector<std::string> Case::expected_keys() const {
   return keys;
 }
 
+namespace {
+
+// Shared parameter files (docs/spec/deepfilternet3.md §10): read once per process.
+std::shared_ptr<const io::TensorMap> load_params_file(const std::string& path) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const io::TensorMap>> cache;
+  std::error_code ec;
+  const std::string key = std::filesystem::weakly_canonical(path, ec).string();
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  auto file = io::load_safetensors(path);
+  auto params = std::make_shared<io::TensorMap>();
+  for (auto& [k, v] : file.tensors) {
+    if (!starts_with(k, "param."))
+      throw std::runtime_error("params_file '" + path + "' holds '" + k + "'; a parameters file holds param.* only");
+    // F16/BF16 entries hold float32 values rounded to half precision: widen them exactly.
+    if (v.scalar_type() == torch::kFloat16 || v.scalar_type() == torch::kBFloat16) v = v.to(torch::kFloat32);
+    params->emplace(k, v);
+  }
+  cache.emplace(key, params);
+  return params;
+}
+
+// Merges the parameters named by metadata params_file / param_prefix into the case's tensors.
+void merge_params_file(Case& c) {
+  auto f = c.meta.find("params_file");
+  if (f == c.meta.end() || f->second.empty()) return;
+  const std::string& name = f->second;
+  if (name.find('/') != std::string::npos || name.find('\\') != std::string::npos || name == "." || name == "..")
+    throw std::runtime_error("metadata 'params_file' must name a file next to the case, got '" + name + "'");
+  const auto path = std::filesystem::path(c.path).parent_path() / name;
+  auto params = load_params_file(path.string());
+  auto p = c.meta.find("param_prefix");
+  const std::string prefix = "param." + (p == c.meta.end() ? std::string() : p->second);
+  size_t merged = 0;
+  for (const auto& [k, v] : *params) {
+    if (!starts_with(k, prefix)) continue;
+    const std::string key = "param." + k.substr(prefix.size());
+    if (!c.tensors.emplace(key, v).second)
+      throw std::runtime_error("'" + key + "' is both in the case and in params_file '" + name + "'");
+    ++merged;
+  }
+  if (merged == 0)
+    throw std::runtime_error("params_file '" + name + "' holds no tensor under '" + prefix + "'");
+}
+
+}  // namespace
+
+bool Case::is_params_file() const {
+  if (tensors.empty()) return false;
+  for (const auto& [k, v] : tensors)
+    if (!starts_with(k, "param.")) return false;
+  return true;
+}
+
 Case load_case(const std::string& path) {
   auto file = io::load_safetensors(path);
   Case c;
@@ -80,6 +137,7 @@ Case load_case(const std::string& path) {
   c.call = c.meta_json("call");
   c.tol = {parse_double(c, "atol", 0.0), parse_double(c, "rtol", 0.0)};
   c.grad_tol = {parse_double(c, "grad_atol", c.tol.atol), parse_double(c, "grad_rtol", c.tol.rtol)};
+  merge_params_file(c);
   return c;
 }
 
@@ -203,6 +261,15 @@ CaseReport run_case(const std::string& path) {
     return rep;
   }
   rep.module = c.module;
+  if (c.is_params_file()) {
+    // Shared parameters of other cases: nothing to run; its tensors were checked by the loader.
+    rep.pass = true;
+    rep.params_only = true;
+    rep.error.clear();
+    rep.worst_key.clear();
+    rep.note = "shared parameters (" + std::to_string(c.tensors.size()) + " tensors), used through params_file";
+    return rep;
+  }
   auto it = registry().find(c.module);
   if (it == registry().end()) {
     std::string known;
@@ -247,6 +314,8 @@ std::vector<std::string> collect_case_files(const std::vector<std::string>& path
 
 nlohmann::json to_json(const CaseReport& r) {
   nlohmann::json j = {{"case", r.path}, {"module", r.module}, {"pass", r.pass}};
+  if (r.params_only) j["params_only"] = true;
+  if (!r.note.empty()) j["note"] = r.note;
   if (!r.error.empty()) j["error"] = r.error;
   if (!r.worst_key.empty()) {
     j["worst_key"] = r.worst_key;
@@ -261,6 +330,10 @@ nlohmann::json to_json(const CaseReport& r) {
 
 std::string to_line(const CaseReport& r) {
   std::ostringstream os;
+  if (r.params_only) {
+    os << "PARAMS " << r.path << "  " << r.note;
+    return os.str();
+  }
   os << (r.pass ? "PASS " : "FAIL ") << r.path;
   if (!r.error.empty()) {
     os << "  " << r.error;

@@ -57,8 +57,15 @@ struct Case {
   nlohmann::json meta_json(const std::string& key) const;
   /// The expected keys: every out.* / grad.* tensor in the file (in.grad_out.* excluded).
   std::vector<std::string> expected_keys() const;
+  /// A shared parameters file: it holds param.* tensors only (nothing to run or compare).
+  bool is_params_file() const;
 };
 
+/// Loads a case file. Extension for large models (docs/spec/deepfilternet3.md §10): metadata
+/// `params_file` names a safetensors file in the same folder holding `param.<key>` entries shared
+/// by several cases; those under `param.<param_prefix>` are merged into the case as
+/// `param.<key without the prefix>` (a case's own key may not also come from the file). F16/BF16
+/// parameters are widened to float32. An empty `params_file` means none.
 Case load_case(const std::string& path);
 
 /// Backpropagates sum_k <outputs[k], in.grad_out.k> over every in.grad_out.<k> the case
@@ -89,6 +96,8 @@ struct CaseReport {
   double worst_ratio = 0.0;
   std::string worst_key;
   std::string error;  ///< load / dispatch / adapter error ("" when the adapter ran)
+  bool params_only = false;  ///< a shared parameters file (passes; nothing was compared)
+  std::string note;          ///< what a params_only report stands for
   std::vector<TensorReport> tensors;
 };
 

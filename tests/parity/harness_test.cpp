@@ -276,3 +276,63 @@ TEST_F(ParityCases, MalformedTolerancesFailTheCase) {
   EXPECT_FALSE(rep.pass);
   EXPECT_NE(rep.error.find("'grad_rtol'"), std::string::npos) << rep.error;
 }
+
+// The shared-parameters extension (docs/spec/deepfilternet3.md §10): `params_file` names a file
+// of param.* tensors next to the case, `param_prefix` selects and strips a sub-module's keys,
+// F16 parameters are widened to float32; the parameters file itself is reported, not run.
+TEST_F(ParityCases, SharedParamsFileIsMergedWithPrefixAndWidened) {
+  const torch::Tensor w16 = torch::tensor({0.1f, -2.5f, 3.0f}).to(torch::kFloat16);
+  const torch::Tensor w32 = torch::tensor({7.0f, 8.0f});
+  const std::string params = write("weights.safetensors", {{"param.enc.w", w16}, {"param.dec.w", w32}},
+                                   {{"module", "test_weights"}});
+  auto m = meta();
+  m["params_file"] = "weights.safetensors";
+  m["param_prefix"] = "enc.";
+  auto c = sepmech::parity::load_case(write("sub.safetensors", {{"in.x", kX}, {"out.y", kX * 2}}, m));
+  ASSERT_TRUE(c.has("param.w"));
+  EXPECT_FALSE(c.has("param.enc.w"));
+  EXPECT_FALSE(c.has("param.dec.w"));
+  EXPECT_EQ(c.at("param.w").scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(c.at("param.w"), w16.to(torch::kFloat32)));
+  EXPECT_FALSE(c.is_params_file());
+
+  // No prefix: every parameter under its full name.
+  m["param_prefix"] = "";
+  auto full = sepmech::parity::load_case(write("full.safetensors", {{"in.x", kX}, {"out.y", kX * 2}}, m));
+  EXPECT_TRUE(full.has("param.enc.w") && full.has("param.dec.w"));
+  // An empty params_file means none.
+  m["params_file"] = "";
+  EXPECT_FALSE(sepmech::parity::load_case(write("none.safetensors", {{"in.x", kX}, {"out.y", kX}}, m)).has("param.enc.w"));
+
+  // The parameters file on its own: a PARAMS line, neither pass nor fail of a case.
+  auto rep = sepmech::parity::run_case(params);
+  EXPECT_TRUE(rep.pass);
+  EXPECT_TRUE(rep.params_only);
+  EXPECT_EQ(sepmech::parity::to_line(rep).rfind("PARAMS ", 0), 0u) << sepmech::parity::to_line(rep);
+  // A case still runs normally next to it.
+  m["params_file"] = "weights.safetensors";
+  m["param_prefix"] = "dec.";
+  auto ok = sepmech::parity::run_case(write("run.safetensors", {{"in.x", kX}, {"out.y", kX * 2}}, m));
+  EXPECT_TRUE(ok.pass) << sepmech::parity::to_line(ok);
+  EXPECT_FALSE(ok.params_only);
+}
+
+TEST_F(ParityCases, BrokenSharedParamsReferencesFail) {
+  write("weights.safetensors", {{"param.enc.w", kX}}, {{"module", "test_weights"}});
+  write("mixed.safetensors", {{"param.enc.w", kX}, {"out.y", kX}}, {{"module", "test_weights"}});
+  auto expect_error = [&](const std::string& name, sepmech::io::TensorMap t, const std::string& file,
+                          const std::string& prefix, const std::string& needle) {
+    auto m = meta();
+    m["params_file"] = file;
+    m["param_prefix"] = prefix;
+    auto rep = sepmech::parity::run_case(write(name, t, m));
+    EXPECT_FALSE(rep.pass) << name;
+    EXPECT_NE(rep.error.find(needle), std::string::npos) << name << ": " << rep.error;
+  };
+  expect_error("a.safetensors", {{"in.x", kX}, {"out.y", kX}}, "missing.safetensors", "", "cannot load case");
+  expect_error("b.safetensors", {{"in.x", kX}, {"out.y", kX}}, "../weights.safetensors", "", "next to the case");
+  expect_error("c.safetensors", {{"in.x", kX}, {"out.y", kX}}, "weights.safetensors", "dec.", "no tensor under");
+  expect_error("d.safetensors", {{"in.x", kX}, {"out.y", kX}, {"param.enc.w", kX}}, "weights.safetensors", "",
+               "both in the case");
+  expect_error("e.safetensors", {{"in.x", kX}, {"out.y", kX}}, "mixed.safetensors", "", "param.* only");
+}
