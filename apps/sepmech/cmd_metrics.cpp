@@ -7,6 +7,7 @@
 // lengths are cropped to the shorter with a warning; the channel counts must be equal (metrics are
 // the mean over channels); an identical estimate has SI-SDR = SNR = +inf ("inf", JSON null).
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>

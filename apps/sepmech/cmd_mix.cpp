@@ -3,6 +3,7 @@
 // clean.wav, noise.wav, noisy.wav and mix.png (clean / noise / noisy spectrograms) into DIR and
 // prints the SNR measured on the written files.
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -29,6 +30,8 @@ struct MixArgs {
   int rate = 0;
   bool json = false;
   std::string colormap = "magma";
+  int width = 900;
+  int panel_height = 180;
 };
 
 int run_mix(const MixArgs& a) {
@@ -51,6 +54,10 @@ int run_mix(const MixArgs& a) {
     noise = audio::make_noise(kind, n, audio::NoiseOptions().sample_rate(clean.sample_rate).seed(a.seed));
     noise_name = a.noise + (kind == audio::NoiseKind::hum ? " (50 Hz)" : " (seed " + std::to_string(a.seed) + ")");
   } else {
+    std::error_code ec;
+    if (!std::filesystem::exists(a.noise, ec))
+      throw std::invalid_argument("--noise must be an audio file or one of white, pink, brown, babble, hum, got '" +
+                                  a.noise + "' (no such file)");
     cli::MonoAudio nf = cli::load_mono(a.noise);
     noise = nf.wave;
     if (nf.sample_rate != clean.sample_rate) {
@@ -82,6 +89,8 @@ int run_mix(const MixArgs& a) {
       plot::spectrogram_panel(m.noisy, clean.sample_rate, "noisy: SNR " + cli::fixed(measured) + " dB")};
   plot::SpectrogramFigureOptions fo;
   fo.colormap = cmap;
+  fo.width = a.width;
+  fo.panel_height = a.panel_height;
   fo.title = "mix at " + cli::fixed(a.snr) + " dB SNR";
   plot::write_spectrogram_png(png, panels, fo);
 
@@ -125,6 +134,10 @@ sepmech::cli::RegisterCommand reg(50, [](CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0, 768000))
       ->capture_default_str();
   cmd->add_option("--colormap", a->colormap, "magma or viridis")->capture_default_str();
+  cmd->add_option("--width", a->width, "figure width in pixels")->check(CLI::Range(200, 8000))->capture_default_str();
+  cmd->add_option("--panel-height", a->panel_height, "pixels per spectrogram")
+      ->check(CLI::Range(40, 4000))
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "one JSON object instead of the table");
   cmd->callback([a, &exit_code] { exit_code = run_mix(*a); });
 });

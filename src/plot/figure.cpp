@@ -123,7 +123,12 @@ double text_width(cairo_t* cr, const std::string& s) {
 
 // Decimals enough to tell ticks `step` apart.
 std::string tick_label(double v, double step) {
-  int decimals = std::max(0, static_cast<int>(std::ceil(-std::log10(step) - 1e-9)));
+  int decimals = 0;  // the fewest that write `step` exactly (0.25 needs 2, 0.5 one)
+  while (decimals < 9) {
+    const double scaled = step * std::pow(10.0, decimals);
+    if (std::abs(scaled - std::round(scaled)) < 1e-6 * std::max(1.0, scaled)) break;
+    ++decimals;
+  }
   if (std::abs(v) < step * 1e-6) v = 0.0;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
@@ -555,7 +560,29 @@ void write_line_plot_png(const std::string& path, const std::vector<Series>& ser
     double lw = 0;
     for (size_t i : labelled) lw = std::max(lw, text_width(cr, series[i].label));
     const double row = 17, bw = lw + 42, bh = row * labelled.size() + 8;
-    const double bx = left + pw - bw - 8, by = top + 8;
+    // The corner whose box covers the fewest points of the lines (sampled along each segment).
+    double bx = left + pw - bw - 8, by = top + 8;
+    size_t fewest = std::numeric_limits<size_t>::max();
+    for (int corner : {1, 0, 3, 2}) {  // top right, top left, bottom right, bottom left
+      const double cx = corner % 2 ? left + pw - bw - 8 : left + 8;
+      const double cy = corner < 2 ? top + 8 : top + ph - bh - 8;
+      size_t hits = 0;
+      for (const auto& s : series)
+        for (size_t k = 0; k < s.x.size(); ++k) {
+          const double u1 = options.log_y ? std::log10(s.y[k]) : s.y[k];
+          const double u0 = k ? (options.log_y ? std::log10(s.y[k - 1]) : s.y[k - 1]) : u1;
+          const double x0 = k ? s.x[k - 1] : s.x[k];
+          for (int j = 0; j < 16; ++j) {
+            const double t = j / 16.0, px = X(x0 + t * (s.x[k] - x0)), py = Y(u0 + t * (u1 - u0));
+            hits += px >= cx - 4 && px <= cx + bw + 4 && py >= cy - 4 && py <= cy + bh + 4;
+          }
+        }
+      if (hits < fewest) {
+        fewest = hits;
+        bx = cx;
+        by = cy;
+      }
+    }
     cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
     cairo_rectangle(cr, bx, by, bw, bh);
     cairo_fill(cr);

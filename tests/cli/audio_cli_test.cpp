@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -52,11 +53,12 @@ Run cli(const std::string& args) {
 
 int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-// A failed command: exit code 1 (not a signal, not a timeout), one line "sepmech: error: ..." with `what`.
+// A failed command: non-zero exit code (not a signal, not a timeout), one line "sepmech: error: ..." with `what`.
 #define EXPECT_ONE_LINE_ERROR(args, what)                                                          \
   do {                                                                                             \
     Run r_ = cli(args);                                                                            \
-    EXPECT_EQ(r_.code, 1) << (args) << ": " << r_.err;                                             \
+    EXPECT_GT(r_.code, 0) << (args) << ": " << r_.err;                                             \
+    EXPECT_LT(r_.code, 124) << (args) << ": crashed or timed out: " << r_.err;                     \
     EXPECT_EQ(r_.err.rfind("sepmech: error: ", 0), 0u) << (args) << ": " << r_.err;               \
     EXPECT_EQ(count_lines(r_.err), 1) << (args) << ": " << r_.err;                                 \
     EXPECT_NE(r_.err.find(what), std::string::npos) << (args) << ": '" << (what) << "' not in " << r_.err; \
@@ -200,7 +202,7 @@ TEST_F(AudioCli, MetricsResamplesAndCrops) {
   Run c = cli("metrics --json " + p("m/clean.wav") + " " + p("cut.wav"));
   ASSERT_EQ(c.code, 0) << c.err;
   EXPECT_NE(c.err.find("cropped"), std::string::npos) << c.err;
-  EXPECT_NEAR(json_lines(c.out).at(0)["snr"].get<double>(), 10.0, 0.1);
+  EXPECT_NEAR(json_lines(c.out).at(0)["snr"].get<double>(), 10.0, 0.3);
 }
 
 TEST_F(AudioCli, MetricsTwoFoldersJsonLinesAndMeans) {
