@@ -171,14 +171,20 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     step = m * mag;
     if (raw <= step * 1.0000001) break;
   }
-  std::vector<double> t;
-  const double first = std::ceil(lo / step - 1e-9) * step;
-  for (int i = 0;; ++i) {
-    const double v = first + i * step;
-    if (v > hi + step * 1e-9) break;
-    t.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
-    if (i > 1000) break;
-  }
+  auto make = [&](double st) {
+    std::vector<double> t;
+    const double first = std::ceil(lo / st - 1e-9) * st;
+    for (int i = 0; i <= 1000; ++i) {
+      const double v = first + i * st;
+      if (v > hi + st * 1e-9) break;
+      t.push_back(std::abs(v) < st * 1e-9 ? 0.0 : v);
+    }
+    return t;
+  };
+  std::vector<double> t = make(step);
+  // A range that happens to hold a single multiple of the step: the next finer nice step.
+  for (double finer : {step / 2.0, step / 2.5, step / 5.0})
+    if (t.size() < 2) t = make(finer);
   return t;
 }
 
@@ -283,7 +289,7 @@ void write_spectrogram_png(const std::string& path, const std::vector<Spectrogra
   const std::vector<double> tticks = nice_ticks(0.0, duration, std::max(2, plot_w / 90));
   const std::vector<double> fticks_hz = [&] {
     std::vector<double> t;
-    for (double k : nice_ticks(0.0, fmax / 1000.0, std::max(2, H_img / 35))) t.push_back(k * 1000.0);
+    for (double k : nice_ticks(0.0, fmax / 1000.0, std::max(3, H_img / 30))) t.push_back(k * 1000.0);
     return t;
   }();
   const double fstep_khz = fticks_hz.size() > 1 ? (fticks_hz[1] - fticks_hz[0]) / 1000.0 : 1.0;
@@ -367,7 +373,7 @@ void write_spectrogram_png(const std::string& path, const std::vector<Spectrogra
   cairo_rectangle(cr, cb_x + 0.5, cb_y + 0.5, cb_w - 1, cb_h - 1);
   cairo_stroke(cr);
   font(cr, 11);
-  const std::vector<double> dbt = nice_ticks(db_lo, db_hi, std::max(2, cb_h / 40));
+  const std::vector<double> dbt = nice_ticks(db_lo, db_hi, std::max(4, cb_h / 40));
   for (double t : dbt) {
     const double y = std::round(cb_y + cb_h * (db_hi - t) / options.db_range) + 0.5;
     cairo_move_to(cr, cb_x + cb_w, y);

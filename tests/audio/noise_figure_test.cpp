@@ -211,6 +211,7 @@ TEST(Figure, NiceTicks) {
   EXPECT_EQ(plot::nice_ticks(0, 1.43, 6), (std::vector<double>{0, 0.25, 0.5, 0.75, 1.0, 1.25}));
   EXPECT_EQ(plot::nice_ticks(-80, 0, 4), (std::vector<double>{-80, -60, -40, -20, 0}));
   EXPECT_EQ(plot::nice_ticks(0, 24, 5), (std::vector<double>{0, 5, 10, 15, 20}));
+  EXPECT_GE(plot::nice_ticks(-90, -10, 3).size(), 2u);  // 50 would leave one tick (-50)
 }
 
 TEST(Figure, LinePlotPngLogYAndLegend) {

@@ -25,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace sepmech;
 
-struct Run {
+struct CliResult {
   int code = -1;
   std::string out, err;
 };
@@ -35,10 +35,10 @@ std::string slurp(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-Run cli(const std::string& args) {
+CliResult cli(const std::string& args) {
   fs::path err_file = fs::temp_directory_path() / ("sepmech_audio_cli_err_" + std::to_string(::getpid()));
   std::string cmd = std::string("timeout 300 ") + SEPMECH_CLI + " --threads 1 " + args + " 2>" + err_file.string();
-  Run r;
+  CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -56,7 +56,7 @@ int count_lines(const std::string& s) { return static_cast<int>(std::count(s.beg
 // A failed command: non-zero exit code (not a signal, not a timeout), one line "sepmech: error: ..." with `what`.
 #define EXPECT_ONE_LINE_ERROR(args, what)                                                          \
   do {                                                                                             \
-    Run r_ = cli(args);                                                                            \
+    CliResult r_ = cli(args);                                                                            \
     EXPECT_GT(r_.code, 0) << (args) << ": " << r_.err;                                             \
     EXPECT_LT(r_.code, 124) << (args) << ": crashed or timed out: " << r_.err;                     \
     EXPECT_EQ(r_.err.rfind("sepmech: error: ", 0), 0u) << (args) << ": " << r_.err;               \
@@ -110,7 +110,7 @@ torch::Tensor speech() { return audio::builtin_speech().samples; }
 }  // namespace
 
 TEST_F(AudioCli, MixOnBuiltInSpeechHitsTheSnr) {
-  Run r = cli("mix --snr 5 --json -o " + p("out"));
+  CliResult r = cli("mix --snr 5 --json -o " + p("out"));
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = json_lines(r.out).at(0);
   std::printf("mix --snr 5: measured %.6f dB (float %.9f)\n", j["snr_measured"].get<double>(), j["snr_float"].get<double>());
@@ -127,14 +127,14 @@ TEST_F(AudioCli, MixOnBuiltInSpeechHitsTheSnr) {
   EXPECT_EQ(s.h, 36u + 30u + 3u * (180u + 46u));
   EXPECT_FALSE(single_colour(p("out/mix.png")));
   // The table form.
-  Run t = cli("mix --snr 5 -o " + p("out2"));
+  CliResult t = cli("mix --snr 5 -o " + p("out2"));
   ASSERT_EQ(t.code, 0) << t.err;
   EXPECT_NE(t.out.find("measured SNR  5.00"), std::string::npos) << t.out;
 }
 
 TEST_F(AudioCli, MixEveryNoiseTypeAndSeeds) {
   for (const char* kind : {"white", "pink", "brown", "babble", "hum"}) {
-    Run r = cli(std::string("mix --noise ") + kind + " --snr 0 --json -o " + p(kind));
+    CliResult r = cli(std::string("mix --noise ") + kind + " --snr 0 --json -o " + p(kind));
     ASSERT_EQ(r.code, 0) << kind << ": " << r.err;
     EXPECT_NEAR(json_lines(r.out).at(0)["snr_measured"].get<double>(), 0.0, 0.01) << kind;
   }
@@ -145,7 +145,7 @@ TEST_F(AudioCli, MixEveryNoiseTypeAndSeeds) {
   EXPECT_NE(slurp(p("a/noise.wav")), slurp(p("c/noise.wav")));
   // A noise file, shorter than the speech: looped (with a warning), at the right SNR.
   audio::write_audio(p("short_noise.wav"), {torch::randn({1, 8000}) * 0.1, 16000});
-  Run f = cli("mix --noise " + p("short_noise.wav") + " --snr 10 --json -o " + p("file"));
+  CliResult f = cli("mix --noise " + p("short_noise.wav") + " --snr 10 --json -o " + p("file"));
   ASSERT_EQ(f.code, 0) << f.err;
   EXPECT_NE(f.err.find("looped"), std::string::npos) << f.err;
   EXPECT_NEAR(json_lines(f.out).at(0)["snr_measured"].get<double>(), 10.0, 0.01);
@@ -156,16 +156,16 @@ TEST_F(AudioCli, MixEveryNoiseTypeAndSeeds) {
 
 TEST_F(AudioCli, MetricsCleanAgainstItselfAndAgainstNoisy) {
   ASSERT_EQ(cli("mix --noise white --snr 0 -o " + p("m")).code, 0);
-  Run same = cli("metrics --json " + p("m/clean.wav") + " " + p("m/clean.wav"));
+  CliResult same = cli("metrics --json " + p("m/clean.wav") + " " + p("m/clean.wav"));
   ASSERT_EQ(same.code, 0) << same.err;
   auto j = json_lines(same.out).at(0);
   EXPECT_TRUE(j["si_sdr"].is_null());  // +inf: identical
   EXPECT_NEAR(j["stoi"].get<double>(), 1.0, 1e-6);
   EXPECT_NEAR(j["estoi"].get<double>(), 1.0, 1e-6);
-  Run table = cli("metrics " + p("m/clean.wav") + " " + p("m/clean.wav"));
+  CliResult table = cli("metrics " + p("m/clean.wav") + " " + p("m/clean.wav"));
   EXPECT_NE(table.out.find("inf"), std::string::npos) << table.out;
 
-  Run noisy = cli("metrics --json " + p("m/clean.wav") + " " + p("m/noisy.wav"));
+  CliResult noisy = cli("metrics --json " + p("m/clean.wav") + " " + p("m/noisy.wav"));
   ASSERT_EQ(noisy.code, 0) << noisy.err;
   auto k = json_lines(noisy.out).at(0);
   std::printf("metrics(clean, noisy at 0 dB white): SI-SDR %.3f, SNR %.3f, STOI %.3f, ESTOI %.3f\n",
@@ -183,7 +183,7 @@ TEST_F(AudioCli, MetricsCleanAgainstItselfAndAgainstNoisy) {
   EXPECT_GT(a["stoi"].get<double>(), 0.99);
 
   // -o: the clean / estimate / residual figure.
-  Run fig = cli("metrics " + p("m/clean.wav") + " " + p("m/noisy.wav") + " -o " + p("fig"));
+  CliResult fig = cli("metrics " + p("m/clean.wav") + " " + p("m/noisy.wav") + " -o " + p("fig"));
   ASSERT_EQ(fig.code, 0) << fig.err;
   EXPECT_EQ(png_size(p("fig/metrics.png")).w, 900u);
   EXPECT_FALSE(single_colour(p("fig/metrics.png")));
@@ -193,13 +193,13 @@ TEST_F(AudioCli, MetricsResamplesAndCrops) {
   ASSERT_EQ(cli("mix --noise white --snr 10 -o " + p("m")).code, 0);
   torch::Tensor y = audio::read_audio(p("m/noisy.wav")).samples;
   audio::write_audio(p("noisy16k.wav"), {audio::resample(y, 48000, 16000), 16000});
-  Run r = cli("metrics --json " + p("m/clean.wav") + " " + p("noisy16k.wav"));
+  CliResult r = cli("metrics --json " + p("m/clean.wav") + " " + p("noisy16k.wav"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("resampled"), std::string::npos) << r.err;
   // Resampling to 16 kHz removes the white noise above 8 kHz: SI-SDR rises above 10 dB.
   EXPECT_GT(json_lines(r.out).at(0)["si_sdr"].get<double>(), 10.0);
   audio::write_audio(p("cut.wav"), {y.narrow(1, 0, y.size(1) - 1000), 48000});
-  Run c = cli("metrics --json " + p("m/clean.wav") + " " + p("cut.wav"));
+  CliResult c = cli("metrics --json " + p("m/clean.wav") + " " + p("cut.wav"));
   ASSERT_EQ(c.code, 0) << c.err;
   EXPECT_NE(c.err.find("cropped"), std::string::npos) << c.err;
   EXPECT_NEAR(json_lines(c.out).at(0)["snr"].get<double>(), 10.0, 0.3);
@@ -219,7 +219,7 @@ TEST_F(AudioCli, MetricsTwoFoldersJsonLinesAndMeans) {
     want.push_back(snr);
   }
   audio::write_audio(p("clean/only_here.wav"), {s, 48000});
-  Run r = cli("metrics --json " + p("clean") + " " + p("est"));
+  CliResult r = cli("metrics --json " + p("clean") + " " + p("est"));
   ASSERT_EQ(r.code, 0) << r.err;
   auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 4u) << r.out;
@@ -236,7 +236,7 @@ TEST_F(AudioCli, MetricsTwoFoldersJsonLinesAndMeans) {
   EXPECT_NEAR(lines[3]["snr"].get<double>(), sum_snr / 3, 1e-9);
   EXPECT_NEAR(lines[3]["stoi"].get<double>(), sum_stoi / 3, 1e-9);
   EXPECT_NE(r.err.find("only one of the folders"), std::string::npos) << r.err;
-  Run t = cli("metrics " + p("clean") + " " + p("est"));
+  CliResult t = cli("metrics " + p("clean") + " " + p("est"));
   EXPECT_NE(t.out.find("mean (3)"), std::string::npos) << t.out;
   EXPECT_ONE_LINE_ERROR("metrics " + p("clean") + " " + p("clean/utt0.wav"), "two files or two folders");
 }
@@ -244,8 +244,8 @@ TEST_F(AudioCli, MetricsTwoFoldersJsonLinesAndMeans) {
 TEST_F(AudioCli, MetricsDemoAndSpectrogramWithoutArguments) {
   fs::path old = fs::current_path();
   fs::current_path(dir_);  // both write into the current folder by default
-  Run m = cli("metrics");
-  Run s = cli("spectrogram");
+  CliResult m = cli("metrics");
+  CliResult s = cli("spectrogram");
   fs::current_path(old);
   ASSERT_EQ(m.code, 0) << m.err;
   EXPECT_NE(m.out.find("noisy_white_0dB.wav"), std::string::npos) << m.out;
@@ -262,7 +262,7 @@ TEST_F(AudioCli, MetricsDemoAndSpectrogramWithoutArguments) {
 
 TEST_F(AudioCli, SpectrogramOfSeveralFiles) {
   ASSERT_EQ(cli("mix --snr 0 -o " + p("m")).code, 0);
-  Run r = cli("spectrogram " + p("m/noisy.wav") + " " + p("m/clean.wav") + " -o " + p("s.png") +
+  CliResult r = cli("spectrogram " + p("m/noisy.wav") + " " + p("m/clean.wav") + " -o " + p("s.png") +
               " --title 'two files' --width 700 --panel-height 120 --colormap viridis --json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = json_lines(r.out).at(0);
@@ -303,7 +303,7 @@ TEST_F(AudioCli, BadAndUnusualInputs) {
   EXPECT_ONE_LINE_ERROR("metrics " + p("silent.wav") + " " + p("silent.wav"), "silent");
   audio::write_audio(p("one.wav"), {torch::full({1, 1}, 0.5f), 48000});
   {
-    Run r = cli("mix " + p("one.wav") + " --json -o " + p("one"));
+    CliResult r = cli("mix " + p("one.wav") + " --json -o " + p("one"));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NEAR(json_lines(r.out).at(0)["snr_measured"].get<double>(), 5.0, 0.01);
   }
@@ -316,20 +316,20 @@ TEST_F(AudioCli, BadAndUnusualInputs) {
   audio::write_audio(p("stereo.wav"), {torch::cat({s, 0.5 * s}, 0), 48000});
   for (const std::string f : {"8k.wav", "192k.wav", "stereo.wav"}) {
     SCOPED_TRACE(f);
-    Run m = cli("mix " + p(f) + " --snr 3 --json -o " + p("mix_" + f));
+    CliResult m = cli("mix " + p(f) + " --snr 3 --json -o " + p("mix_" + f));
     ASSERT_EQ(m.code, 0) << m.err;
     EXPECT_NEAR(json_lines(m.out).at(0)["snr_measured"].get<double>(), 3.0, 0.01);
-    Run same = cli("metrics --json " + p(f) + " " + p(f));
+    CliResult same = cli("metrics --json " + p(f) + " " + p(f));
     ASSERT_EQ(same.code, 0) << same.err;
     EXPECT_NEAR(json_lines(same.out).at(0)["stoi"].get<double>(), 1.0, 1e-6);
-    Run sp = cli("spectrogram " + p(f) + " -o " + p(f + ".png"));
+    CliResult sp = cli("spectrogram " + p(f) + " -o " + p(f + ".png"));
     ASSERT_EQ(sp.code, 0) << sp.err;
     EXPECT_FALSE(single_colour(p(f + ".png")));
   }
-  Run st = cli("mix " + p("stereo.wav") + " -o " + p("st"));
+  CliResult st = cli("mix " + p("stereo.wav") + " -o " + p("st"));
   EXPECT_NE(st.err.find("2 channels, using their mean"), std::string::npos) << st.err;
   // 8 kHz estimate of a 48 kHz clean: resampled, valid numbers.
-  Run cross = cli("metrics --json " + p("good.wav") + " " + p("8k.wav"));
+  CliResult cross = cli("metrics --json " + p("good.wav") + " " + p("8k.wav"));
   ASSERT_EQ(cross.code, 0) << cross.err;
   EXPECT_GT(json_lines(cross.out).at(0)["stoi"].get<double>(), 0.8);
   // Channel counts must match.
