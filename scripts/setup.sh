@@ -17,6 +17,9 @@ PACKAGES=(
   libzip-dev                             # PyTorch checkpoints are zip archives
   libsndfile1-dev                        # audio files (WAV/FLAC/OGG) for src/audio/
   libsamplerate0-dev                     # sample-rate conversion for src/audio/
+  libcairo2-dev                          # drawing the PNG figures (spectrograms, line plots), src/plot/
+  fonts-dejavu-core                      # the sans-serif font of the figures' labels
+  alsa-utils                             # recorded speech (/usr/share/sounds/alsa/*.wav): built-in input of mix/metrics/spectrogram and babble noise
 )
 
 source scripts/apt_missing.sh  # (the script has cd-ed to the project root)

@@ -102,7 +102,9 @@ torch::Tensor Resampler::run(const torch::Tensor& x, ResamplerState& st, bool en
     }
   }
   const int64_t m = static_cast<int64_t>(out.size()) / channels_;
-  return torch::from_blob(out.data(), {m, channels_}, torch::kFloat32).t().contiguous();
+  // clone(), not contiguous(): for one channel the transpose [1, m] is already "contiguous" and
+  // contiguous() would return a view of `out`, freed on return.
+  return torch::from_blob(out.data(), {m, channels_}, torch::kFloat32).t().clone(at::MemoryFormat::Contiguous);
 }
 
 torch::Tensor Resampler::step(const torch::Tensor& x, ResamplerState& st) const { return run(x, st, false); }

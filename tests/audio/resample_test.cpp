@@ -65,4 +65,24 @@ TEST(Resample, QualityNamesAndBadInput) {
   EXPECT_THROW(resample(torch::zeros({1, 10}), 0, 16000), c10::Error);
 }
 
+// One channel: the result must own its memory (it once was a view of a freed buffer, so a later
+// call overwrote an earlier result and two equal calls could differ).
+TEST(Resample, MonoResultOwnsItsMemory) {
+  torch::manual_seed(3);
+  auto a = torch::randn({1, 30000}) * 0.1, b = torch::randn({1, 30000}) * 0.1;
+  auto ra = resample(a, 16000, 48000);
+  auto rb = resample(b, 16000, 48000);
+  auto both = resample(torch::cat({a, b}, 0), 16000, 48000);  // two channels: the copying path
+  ASSERT_EQ(ra.sizes(), torch::IntArrayRef({1, 90000}));
+  EXPECT_TRUE(torch::allclose(ra[0], both[0], 0, 1e-6));
+  EXPECT_TRUE(torch::allclose(rb[0], both[1], 0, 1e-6));
+  Resampler r(16000, 48000, 1);
+  ResamplerState st = r.init_state();
+  auto part = r.step(a, st);
+  auto tail = r.flush(st);
+  auto again = resample(b, 16000, 48000);  // allocates and frees buffers of the same size
+  EXPECT_TRUE(torch::allclose(torch::cat({part, tail}, 1), ra, 0, 1e-6));
+  EXPECT_TRUE(again.equal(rb));
+}
+
 }  // namespace
