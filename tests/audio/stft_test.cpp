@@ -16,18 +16,7 @@
 
 #include "sepmech/audio/stft.h"
 
-// Counts global operator new calls while armed: proves step_into allocates nothing (every
-// torch::Tensor creation allocates its TensorImpl through operator new). As in
-// tests/mechanisms/dfop_test.cpp, which lives in another executable.
-static std::atomic<bool> g_count_allocs{false};
-static std::atomic<long> g_allocs{0};
-void* operator new(std::size_t n) {
-  if (g_count_allocs.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "support/allocation_counter.h"  // replaces operator new: one file per executable
 
 namespace {
 

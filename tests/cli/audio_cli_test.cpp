@@ -19,37 +19,18 @@
 #include "sepmech/audio/noise.h"
 #include "sepmech/audio/resample.h"
 #include "sepmech/plot/figure.h"
+#include "support/cli_run.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace sepmech;
 
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
+using CliResult = sepmech_test::CliRun;
+using sepmech_test::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-CliResult cli(const std::string& args) {
-  fs::path err_file = fs::temp_directory_path() / ("sepmech_audio_cli_err_" + std::to_string(::getpid()));
-  std::string cmd = std::string("timeout 300 ") + SEPMECH_CLI + " --threads 1 " + args + " 2>" + err_file.string();
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = slurp(err_file);
-  fs::remove(err_file);
-  return r;
-}
+// One thread, and a longer timeout than cli_test's: these commands process real audio.
+CliResult cli(const std::string& args) { return sepmech_test::run_cli("--threads 1 " + args, 300); }
 
 int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 

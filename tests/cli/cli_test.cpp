@@ -12,38 +12,16 @@
 #include <sstream>
 
 #include "sepmech/io/safetensors.h"
+#include "support/cli_run.h"
 #include "sepmech/version.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-// `timeout 120`: a command that blocks (e.g. opening a FIFO) fails the test instead of hanging it.
-CliRun run_cli(const std::string& args) {
-  fs::path err_file = fs::temp_directory_path() / ("sepmech_cli_err_" + std::to_string(::getpid()));
-  std::string cmd = std::string("timeout 120 ") + SEPMECH_CLI + " " + args + " 2>" + err_file.string();
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = slurp(err_file);
-  fs::remove(err_file);
-  return r;
-}
+using sepmech_test::CliRun;
+using sepmech_test::run_cli;
+using sepmech_test::slurp;
 
 int count_lines(const std::string& s) {
   int n = 0;
