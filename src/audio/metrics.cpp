@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <torch/torch.h>
+#include "kernels/shape.h"
 
 namespace sepmech::audio {
 namespace {
@@ -22,7 +23,7 @@ constexpr double kDynRange = 40.0;
 constexpr double kBeta = -15.0;
 constexpr double kTooShort = 1e-5;
 
-std::string shape_str(const torch::Tensor& t) { return c10::str(t.sizes()); }
+using sepmech::kernels::shape_str;
 
 // Validates one signal and returns it as a contiguous CPU float64 vector.
 std::vector<double> as_doubles(const char* fn, const char* name, const torch::Tensor& t) {

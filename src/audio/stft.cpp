@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <torch/torch.h>
+#include "kernels/shape.h"
 
 namespace sepmech {
 
@@ -67,8 +68,8 @@ bool divides_envelope(const StftOptions& o) { return o.norm() != StftNorm::libdf
 
 std::string dtype_name(const Tensor& t) { return std::string(c10::toString(t.scalar_type())); }
 
-// "[2, 480]" or "an undefined tensor", for messages.
-std::string describe(const Tensor& t) { return t.defined() ? c10::str(t.sizes()) : std::string("an undefined tensor"); }
+// "[2, 480]" or "undefined", for messages (the library's one shape helper).
+std::string describe(const Tensor& t) { return kernels::shape_str(t); }
 
 bool centred(const StftOptions& o) { return o.framing() != StftFraming::causal; }
 

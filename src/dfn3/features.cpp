@@ -5,6 +5,7 @@
 
 #include "sepmech/audio/stft.h"
 #include "sepmech/dfn3.h"
+#include "kernels/shape.h"
 
 namespace sepmech::dfn3 {
 
@@ -15,7 +16,8 @@ namespace {
 float freq2erb(float f) { return 9.265f * std::log1p(f / (24.7f * 9.265f)); }
 float erb2freq(float e) { return 24.7f * 9.265f * (std::exp(e / 9.265f) - 1.0f); }
 
-std::string shape(const Tensor& t) { return t.defined() ? c10::str(t.sizes()) : std::string("an undefined tensor"); }
+// Shapes in messages: the library's one helper ("[2, 3]", "undefined").
+std::string shape(const Tensor& t) { return kernels::shape_str(t); }
 
 }  // namespace
 
@@ -141,8 +143,8 @@ Tensor analysis(const Tensor& audio, const DfNetOptions& options) {
   const int64_t T = audio.size(1) / H;
   TORCH_CHECK(T >= 1, "sepmech::dfn3::analysis: audio must hold at least one hop (", H, " samples), got ",
               audio.size(1));
-  const StftOptions so = StftOptions().n_fft(options.fft_size()).hop(H).window(WindowKind::vorbis)
-                             .framing(StftFraming::causal).norm(StftNorm::libdf);
+  // libDF's transform is the STFT's DeepFilterNet preset, at the model's frame sizes.
+  const StftOptions so = StftOptions::deepfilternet().n_fft(options.fft_size()).hop(H);
   // Causal framing: frame t covers [tH - (N - H), tH + H); pyDF keeps the complete hops only.
   return stft(audio, so).narrow(-1, 0, T).transpose(1, 2);
 }

@@ -6,6 +6,7 @@
 
 #include "sepmech/dfn3.h"
 #include "sepmech/dfop.h"
+#include "kernels/shape.h"
 
 namespace sepmech {
 
@@ -13,7 +14,8 @@ namespace F = torch::nn::functional;
 using torch::Tensor;
 
 namespace {
-std::string shape(const Tensor& t) { return t.defined() ? c10::str(t.sizes()) : std::string("an undefined tensor"); }
+// Shapes in messages: the library's one helper ("[2, 3]", "undefined").
+std::string shape(const Tensor& t) { return kernels::shape_str(t); }
 constexpr double kPi = 3.14159265358979323846;
 }  // namespace
 

@@ -14,6 +14,7 @@
 #include "diffusion/kernels.h"
 #include "kernels/cpu.h"
 #include "sepmech/diffusion/sde.h"
+#include "kernels/shape.h"
 
 namespace sepmech::diffusion {
 
@@ -21,7 +22,7 @@ using torch::Tensor;
 
 namespace {
 
-std::string shape_str(const Tensor& t) { return c10::str(t.sizes()); }
+using sepmech::kernels::shape_str;
 
 // xoshiro256++ (Blackman & Vigna), seeded through splitmix64.
 struct Xoshiro {

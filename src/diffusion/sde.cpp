@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "diffusion/names.h"
+#include "kernels/shape.h"
 
 namespace sepmech::diffusion {
 
@@ -13,7 +14,7 @@ using torch::Tensor;
 
 namespace {
 
-std::string shape_str(const Tensor& t) { return c10::str(t.sizes()); }
+using sepmech::kernels::shape_str;
 
 // A float32 0-dim tensor; double scalars meet float32 tensors rounded to float32, like the reference.
 Tensor scalar_f32(double v) { return torch::tensor(static_cast<float>(v), torch::kFloat32); }
