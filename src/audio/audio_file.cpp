@@ -57,13 +57,13 @@ std::string to_string(SampleFormat f) {
 AudioFormat audio_format_from_string(const std::string& s) {
   for (auto f : {AudioFormat::wav, AudioFormat::flac, AudioFormat::ogg})
     if (to_string(f) == s) return f;
-  throw std::invalid_argument("audio format must be one of wav, flac, ogg, got '" + s + "'");
+  TORCH_CHECK(false, "sepmech::AudioFormat: name must be one of wav, flac, ogg, got '", s, "'");
 }
 
 SampleFormat sample_format_from_string(const std::string& s) {
   for (auto f : {SampleFormat::pcm_16, SampleFormat::pcm_24, SampleFormat::pcm_32, SampleFormat::float32})
     if (to_string(f) == s) return f;
-  throw std::invalid_argument("sample format must be one of pcm_16, pcm_24, pcm_32, float32, got '" + s + "'");
+  TORCH_CHECK(false, "sepmech::SampleFormat: name must be one of pcm_16, pcm_24, pcm_32, float32, got '", s, "'");
 }
 
 AudioReader::AudioReader(const std::string& path) : path_(path) {

@@ -153,7 +153,7 @@ bool is_noise_kind(const std::string& s) {
 NoiseKind noise_kind_from_string(const std::string& s) {
   for (NoiseKind k : {NoiseKind::white, NoiseKind::pink, NoiseKind::brown, NoiseKind::babble, NoiseKind::hum})
     if (to_string(k) == s) return k;
-  bad("noise type must be one of white, pink, brown, babble, hum, got '" + s + "'");
+  TORCH_CHECK(false, "sepmech::NoiseKind: name must be one of white, pink, brown, babble, hum, got '", s, "'");
 }
 
 void NoiseOptions::Validate() const {

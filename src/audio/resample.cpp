@@ -26,8 +26,8 @@ ResampleQuality resample_quality_from_string(const std::string& s) {
   for (auto q : {ResampleQuality::best, ResampleQuality::medium, ResampleQuality::fastest,
                  ResampleQuality::zero_order_hold, ResampleQuality::linear})
     if (to_string(q) == s) return q;
-  throw std::invalid_argument(
-      "resample quality must be one of best, medium, fastest, zero_order_hold, linear, got '" + s + "'");
+  TORCH_CHECK(false, "sepmech::ResampleQuality: name must be one of best, medium, fastest, zero_order_hold, linear, got '",
+              s, "'");
 }
 
 namespace {

@@ -148,7 +148,7 @@ std::string to_string(Colormap c) { return c == Colormap::magma ? "magma" : "vir
 Colormap colormap_from_string(const std::string& s) {
   if (s == "magma") return Colormap::magma;
   if (s == "viridis") return Colormap::viridis;
-  bad("colormap must be one of magma, viridis, got '" + s + "'");
+  TORCH_CHECK(false, "sepmech::plot::Colormap: name must be one of magma, viridis, got '", s, "'");
 }
 
 uint32_t colormap_rgb(Colormap c, double v) {

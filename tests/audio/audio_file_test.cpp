@@ -145,7 +145,8 @@ TEST_F(AudioFileTest, FormatNamesRoundTrip) {
     EXPECT_EQ(audio_format_from_string(to_string(f)), f);
   for (auto s : {SampleFormat::pcm_16, SampleFormat::pcm_24, SampleFormat::pcm_32, SampleFormat::float32})
     EXPECT_EQ(sample_format_from_string(to_string(s)), s);
-  EXPECT_THROW(audio_format_from_string("mp3"), std::invalid_argument);
+  EXPECT_THROW(audio_format_from_string("mp3"), c10::Error);
+  EXPECT_THROW(sample_format_from_string("pcm_8"), c10::Error);
   auto e = error_of([&] { write_audio(path("x.flac"), {torch::zeros({1, 10}), 8000}, {AudioFormat::flac, SampleFormat::float32}); });
   EXPECT_NE(e.find("FLAC supports"), std::string::npos) << e;
 }

@@ -132,7 +132,8 @@ TEST(Noise, HumHasItsHarmonicsOnly) {
 }
 
 TEST(Noise, BadOptionsAndKinds) {
-  EXPECT_THROW(audio::noise_kind_from_string("purple"), std::invalid_argument);
+  EXPECT_THROW(audio::noise_kind_from_string("purple"), c10::Error);
+  EXPECT_THROW(plot::colormap_from_string("jet"), c10::Error);
   EXPECT_FALSE(audio::is_noise_kind("noise.wav"));
   EXPECT_THROW(audio::make_noise(audio::NoiseKind::white, 0), std::invalid_argument);
   EXPECT_THROW(audio::make_noise(audio::NoiseKind::white, 10, audio::NoiseOptions().sample_rate(0)), std::invalid_argument);

@@ -33,9 +33,9 @@ enum class SampleFormat { pcm_16, pcm_24, pcm_32, float32 };
 
 std::string to_string(AudioFormat f);
 std::string to_string(SampleFormat f);
-/// "wav" / "flac" / "ogg"; std::invalid_argument listing the choices otherwise.
+/// "wav" / "flac" / "ogg"; c10::Error listing the choices otherwise.
 AudioFormat audio_format_from_string(const std::string& s);
-/// "pcm_16" / "pcm_24" / "pcm_32" / "float32"; std::invalid_argument otherwise.
+/// "pcm_16" / "pcm_24" / "pcm_32" / "float32"; c10::Error listing the choices otherwise.
 SampleFormat sample_format_from_string(const std::string& s);
 
 struct Audio {

@@ -32,7 +32,7 @@ enum class NoiseKind {
   hum,     ///< mains hum: a fundamental (50 Hz) and its harmonics, amplitude 1/k
 };
 std::string to_string(NoiseKind k);
-/// white / pink / brown / babble / hum; std::invalid_argument listing the choices otherwise.
+/// white / pink / brown / babble / hum; c10::Error listing the choices otherwise.
 NoiseKind noise_kind_from_string(const std::string& s);
 /// True when `s` names a generated noise type (and not, say, a file).
 bool is_noise_kind(const std::string& s);

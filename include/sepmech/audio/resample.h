@@ -19,7 +19,7 @@ namespace sepmech::audio {
 /// libsamplerate converters: band-limited sinc (best, medium, fastest), zero-order hold, linear.
 enum class ResampleQuality { best, medium, fastest, zero_order_hold, linear };
 std::string to_string(ResampleQuality q);
-/// Lower snake_case name; std::invalid_argument listing the choices otherwise.
+/// Lower snake_case name; c10::Error listing the choices otherwise.
 ResampleQuality resample_quality_from_string(const std::string& s);
 
 /// Whole signal [C, n] float32 from in_rate to out_rate Hz: round(n * out/in) frames.

@@ -34,7 +34,7 @@ class PlotError : public io::FormatError {
 /// Perceptually uniform colour maps (the 256-entry tables of matplotlib, CC0).
 enum class Colormap { magma, viridis };
 std::string to_string(Colormap c);
-/// "magma" / "viridis"; std::invalid_argument listing the choices otherwise.
+/// "magma" / "viridis"; c10::Error listing the choices otherwise.
 Colormap colormap_from_string(const std::string& s);
 /// Colour of v in [0, 1] (clamped) as 0xRRGGBB, nearest of the 256 entries.
 uint32_t colormap_rgb(Colormap c, double v);
